@@ -1,0 +1,96 @@
+"""
+### recs_nightly
+
+Turns the day's raw interaction logs into precomputed top-N recommendations in the warehouse
+(`recs.recommendations_current`). One task per step; each is a one-line call into `jobs/`.
+
+validate → aggregate → embed + train → precompute → publish, with evaluate (on the held-out
+days before `ds`) feeding publish. Every task works on the run's logical date `ds` only, so a
+rerun or a backfill of a date replaces that date's results.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+def _record_failure(context):
+    from jobs.airflow_tasks import on_failure
+    on_failure(context)
+
+
+DEFAULT_ARGS = {
+    "owner": "recs",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": _record_failure,
+}
+
+
+@dag(
+    dag_id="recs_nightly",
+    schedule="0 3 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["recs", "nightly"],
+    doc_md=__doc__,
+    params={
+        "engine": Param("polars", type="string", enum=["polars"],
+                        description="feature aggregation engine"),
+        "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"],
+                        description="device for embedding"),
+        "top_n": Param(100, type="integer", minimum=1, maximum=1000,
+                       description="recommendations per user"),
+    },
+)
+def recs_nightly():
+    @task
+    def validate(**context):
+        from jobs.airflow_tasks import run
+        return run("validate", context)
+
+    @task
+    def aggregate(**context):
+        from jobs.airflow_tasks import run
+        return run("aggregate", context)
+
+    @task
+    def embed(**context):
+        from jobs.airflow_tasks import run
+        return run("embed", context)
+
+    @task
+    def train(**context):
+        from jobs.airflow_tasks import run
+        return run("train", context)
+
+    @task
+    def evaluate(**context):
+        from jobs.airflow_tasks import run
+        return run("evaluate", context)
+
+    @task
+    def precompute(**context):
+        from jobs.airflow_tasks import run
+        return run("precompute", context)
+
+    @task
+    def publish(**context):
+        from jobs.airflow_tasks import run
+        return run("publish", context)
+
+    checked = validate()
+    features = aggregate()
+    scored = precompute()
+    checked >> features >> [embed(), train()] >> scored
+    [scored, checked >> evaluate()] >> publish()
+
+
+recs_nightly()

@@ -1,0 +1,1 @@
+"""Task entry points: read settings once, open storage and services, call the library."""

@@ -1,0 +1,40 @@
+"""The bridge between Airflow task bodies and the tasks in ``jobs.tasks``.
+
+DAG files call these with the task's context; settings come from the worker's ``RECS_*``
+environment plus the run's params, parsed here once per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+PARAM_OVERRIDES = {"engine": "engine", "device": "device", "top_n": "serve.top_n"}
+
+
+def _context(context: Mapping[str, Any]):
+    from jobs.context import RunContext
+    from jobs.logs import setup_logging
+    from pipelines.config import load_settings
+
+    setup_logging()
+    params = context.get("params") or {}
+    overrides = {key: params.get(name) for name, key in PARAM_OVERRIDES.items()}
+    settings = load_settings(overrides=overrides)
+    return RunContext(settings, date.fromisoformat(context["ds"]), context["run_id"])
+
+
+def run(task: str, context: Mapping[str, Any]) -> dict:
+    from jobs.tasks import run_task
+
+    return run_task(task, _context(context))
+
+
+def on_failure(context: Mapping[str, Any]) -> None:
+    """Failure callback: record the failed run and its message in ``recs.pipeline_runs``."""
+    from jobs.tasks import record_failure
+
+    ti = context.get("task_instance")
+    error = context.get("exception") or RuntimeError("task failed")
+    record_failure(_context(context), getattr(ti, "task_id", "unknown"), error)

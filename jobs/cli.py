@@ -1,0 +1,147 @@
+"""``recs``: the command line of the pipeline (see README, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from jobs.logs import get_logger, setup_logging
+from pipelines.config import ConfigError, Settings, load_settings
+
+log = get_logger("cli")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "engine": getattr(args, "engine", None),
+        "device": getattr(args, "device", None),
+        "serve.top_n": getattr(args, "top_n", None),
+    }
+    return load_settings(args.config, overrides=overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from jobs.context import RunContext, default_run_id
+    from jobs.flow import run_flow
+
+    ctx = RunContext(_settings(args), args.ds, args.run_id or default_run_id(args.ds))
+    run_flow(ctx)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    from jobs.context import RunContext, default_run_id
+    from jobs.tasks import run_task
+
+    ctx = RunContext(_settings(args), args.ds, args.run_id or default_run_id(args.ds))
+    run_task(args.name, ctx)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from jobs.rawdata import write_days
+    from pipelines.generate import GenerateSpec, generate
+
+    spec = GenerateSpec(
+        n_users=args.users, n_items=args.items, n_days=args.days, start=args.start,
+        events_per_day=args.events_per_day, malformed_share=args.malformed_share,
+        seed=args.seed,
+    )
+    out = args.out or _settings(args).raw_root
+    n_days, n_events = write_days(out, generate(spec), args.format)
+    log.info("wrote %d days, %d events to %s", n_days, n_events, out)
+    return 0
+
+
+def cmd_import_movielens(args: argparse.Namespace) -> int:
+    from jobs.rawdata import write_days
+    from pipelines.movielens import load_movielens, to_raw_days
+
+    out = args.out or _settings(args).raw_root
+    n_days, n_events = write_days(out, to_raw_days(load_movielens(Path(args.folder))), "parquet")
+    log.info("wrote %d days, %d events from %s to %s", n_days, n_events, args.folder, out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs.demo import run_demo
+
+    return run_demo(Path(args.workdir), days=args.days, use_airflow=args.airflow)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recs", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: $RECS_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_run_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--ds", type=_date, required=True, help="logical date YYYY-MM-DD")
+        p.add_argument("--run-id", help="run id to record (default: recs__<ds>)")
+        p.add_argument("--engine", help="feature engine (overrides RECS_ENGINE)")
+        p.add_argument("--device", help="auto, cpu or cuda (overrides RECS_DEVICE)")
+        p.add_argument("--top-n", type=int, help="list length per user")
+
+    p = sub.add_parser("run", help="the whole nightly flow for one date, without Airflow")
+    with_run_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    from jobs.tasks import TASKS
+
+    p = sub.add_parser("task", help="one task of the flow (what each Airflow task calls)")
+    p.add_argument("name", choices=list(TASKS))
+    with_run_flags(p)
+    p.set_defaults(func=cmd_task)
+
+    p = sub.add_parser("generate", help="synthetic raw logs in the raw-input contract")
+    p.add_argument("--out", help="raw root to write (default: RECS_RAW_ROOT / config)")
+    p.add_argument("--users", type=int, default=500)
+    p.add_argument("--items", type=int, default=300)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--start", type=_date, default=date(2026, 10, 1))
+    p.add_argument("--events-per-day", type=int, default=1000)
+    p.add_argument("--malformed-share", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("import", help="import a public dataset into the raw-input contract")
+    imp = p.add_subparsers(dest="dataset", required=True)
+    m = imp.add_parser("movielens", help="MovieLens 100K or latest-small folder")
+    m.add_argument("folder")
+    m.add_argument("--out", help="raw root to write (default: RECS_RAW_ROOT / config)")
+    m.set_defaults(func=cmd_import_movielens)
+
+    p = sub.add_parser("demo", help="demo data, the nightly flow for a few days, a report")
+    p.add_argument("--workdir", default="demo")
+    p.add_argument("--days", type=int, default=3, help="nightly runs at the end of the data")
+    p.add_argument("--airflow", action=argparse.BooleanOptionalAction, default=False,
+                   help="run each night through `airflow dags test` (default: in process)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"recs: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The nightly tasks. Each reads partitions ``<= ds``, writes what belongs to ``ds`` (or to a
+new model version) and leaves a summary under ``lake/runs/ds=D/<task>.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.logs import get_logger, log_context
+from pipelines import features
+from pipelines.rawfiles import list_raw_files, read_raw_file
+from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.validate import concat_files, conform, day_bounds, validate_events, validate_items
+
+log = get_logger("tasks")
+
+
+class MissingPartition(FileNotFoundError):
+    pass
+
+
+class UpstreamMissing(RuntimeError):
+    """A task ran before the task it depends on wrote its output for this ``ds``."""
+
+
+def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tuple[
+        pl.DataFrame, list[str], list[str]]:
+    files = list_raw_files(ctx.raw, kind, ctx.ds)
+    frames, extra = [], set()
+    for name in files:
+        frame = read_raw_file(ctx.raw, kind, ctx.ds, name)
+        source = frame.get_column("_source")[0] if frame.height else ctx.raw.url(kind, name)
+        extra |= set(frame.columns) - set(columns) - {"_source"}
+        frames.append(conform(frame.drop("_source"), columns, required, source))
+    return concat_files(frames, columns), files, sorted(extra)
+
+
+def validate(ctx: RunContext) -> dict:
+    """Raw events and catalog rows of ``ds`` into clean and quarantine partitions."""
+    started = time.perf_counter()
+    if not ctx.raw.exists("events", ctx.part):
+        raise MissingPartition(f"{ctx.raw.url('events', ctx.part)}: the events partition "
+                               f"for {ctx.ds} has not landed")
+    items_raw, item_files, item_extra = _read_raw(ctx, "items", ITEM_COLUMNS, ITEM_REQUIRED)
+    items = validate_items(items_raw, ctx.ds)
+    earlier = [d for d in ctx.lake.partitions("clean", "items") if d < ctx.ds]
+    prior = ctx.read_partitions("clean/items", earlier, columns=["item_id"])
+    known = pl.concat([prior["item_id"], items.clean["item_id"]]) if prior is not None \
+        else items.clean["item_id"]
+
+    events_raw, event_files, event_extra = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
+    accepted_days = ctx.window("clean", "events", days=ctx.settings.features.history_days,
+                               include_ds=False)
+    accepted = ctx.read_partitions("clean/events", accepted_days, columns=["event_id"])
+    accepted_ids = accepted["event_id"] if accepted is not None else pl.Series([], dtype=pl.String)
+    events = validate_events(events_raw, ctx.ds, known.unique(), accepted_ids,
+                             ctx.settings.validate)
+    assert events.n_raw == events.n_clean + events.n_quarantined + events.n_duplicates
+
+    for kind, verdict in (("events", events), ("items", items)):
+        ctx.lake.write_parquet(verdict.clean, "clean", kind, ctx.part, "part-0.parquet")
+        ctx.lake.write_parquet(verdict.quarantine, "quarantine", kind, ctx.part,
+                               "part-0.parquet")
+    reasons = (
+        events.quarantine.get_column("reasons").str.split(",").explode().value_counts(sort=True)
+        .rows() if events.quarantine.height else []
+    )
+    for extra, kind in ((event_extra, "events"), (item_extra, "items")):
+        if extra:
+            log.warning("extra columns in raw %s ignored: %s", kind, ", ".join(extra))
+    log.info("events: %d raw -> %d clean, %d quarantined, %d duplicates (%d files)",
+             events.n_raw, events.n_clean, events.n_quarantined, events.n_duplicates,
+             len(event_files))
+    return ctx.summary(
+        "validate",
+        events={"files": event_files, "raw": events.n_raw, "clean": events.n_clean,
+                "quarantined": events.n_quarantined, "duplicates": events.n_duplicates,
+                "reasons": dict(reasons), "extra_columns": event_extra},
+        items={"files": item_files, "raw": items.n_raw, "clean": items.n_clean,
+               "quarantined": items.n_quarantined, "extra_columns": item_extra},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def aggregate(ctx: RunContext) -> dict:
+    """Interaction, user and item features over the history window ending at ``ds``."""
+    started = time.perf_counter()
+    _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
+    fs = ctx.settings.features
+    events = ctx.clean_events(fs.history_days)
+    _, as_of = day_bounds(ctx.ds)
+    outputs = {
+        "interactions": features.interactions(events, as_of, fs, ctx.settings.validate),
+        "users": features.users(events, as_of),
+        "items": features.items(events, as_of, fs),
+    }
+    for name, frame in outputs.items():
+        ctx.lake.write_parquet(frame, "features", ctx.part, f"{name}.parquet")
+    log.info("features from %d events: %s", events.height,
+             ", ".join(f"{k}={v.height}" for k, v in outputs.items()))
+    return ctx.summary("aggregate", rows_in=events.height,
+                       rows_out={k: v.height for k, v in outputs.items()},
+                       seconds=time.perf_counter() - started)
+
+
+def embed(ctx: RunContext) -> dict:
+    """Embed item texts and user-history texts, reusing cached vectors of unchanged texts."""
+    from pipelines.embed import Encoder, vectors_frame
+    from pipelines.texts import item_texts, text_hash, user_texts
+
+    started = time.perf_counter()
+    _require(ctx, ("features", ctx.part, "users.parquet"), "aggregate")
+    cfg = ctx.settings.embed
+    catalog = ctx.catalog()
+    events = ctx.clean_events(ctx.settings.features.history_days)
+    texts = {
+        "items": item_texts(catalog, cfg.item_template).rename({"item_id": "key"}),
+        "users": user_texts(events, catalog, cfg.history_k).rename({"user_id": "key"}),
+    }
+    encoder = Encoder.load(cfg, ctx.settings.device)
+    cache_parts = ("embeddings", "cache", encoder.identity)
+    cached = ctx.read_partitions("/".join(cache_parts), ctx.lake.partitions(*cache_parts))
+    cached = cached if cached is not None else pl.DataFrame(
+        schema={"text_hash": pl.String, "vector": pl.Array(pl.Float32, encoder.dim)})
+    # A rerun of this ds must not count its own cache entries as new work.
+    todays = ctx.lake.exists(*cache_parts, ctx.part)
+    counts = {}
+    new_vectors = []
+    for kind, frame in texts.items():
+        frame = frame.with_columns(text_hash(frame["text"]).alias("text_hash"))
+        missing = frame.join(cached, on="text_hash", how="anti").unique("text_hash",
+                                                                      maintain_order=True)
+        log.info("%s: %d texts, %d to embed", kind, frame.height, missing.height)
+        vecs = encoder.encode(missing["text"].to_list())
+        fresh = vectors_frame(missing["text_hash"], vecs)
+        new_vectors.append(fresh)
+        table = pl.concat([cached, fresh]).unique("text_hash", keep="first")
+        out = frame.join(table, on="text_hash", how="left").select(
+            pl.col("key").alias("item_id" if kind == "items" else "user_id"), "text_hash",
+            "vector")
+        ctx.lake.write_parquet(out.sort(out.columns[0]), "embeddings", kind, ctx.part,
+                               "part-0.parquet")
+        counts[kind] = {"texts": frame.height, "embedded": missing.height,
+                        "reused": frame.height - missing.height}
+    fresh_all = pl.concat(new_vectors).unique("text_hash").sort("text_hash")
+    if fresh_all.height or not todays:
+        ctx.lake.write_parquet(fresh_all, *cache_parts, ctx.part, "part-0.parquet")
+    return ctx.summary("embed", model=encoder.identity, device=encoder.device, **counts,
+                       seconds=time.perf_counter() - started)
+
+
+def _model_version(ctx: RunContext, interactions_bytes: bytes) -> tuple[str, dict]:
+    lineage = {
+        "ds": ctx.ds.isoformat(),
+        "inputs": {
+            f"features/{ctx.part}/interactions.parquet":
+                hashlib.sha256(interactions_bytes).hexdigest(),
+        },
+        "model": asdict(ctx.settings.model),
+        "features": json.loads(json.dumps(asdict(ctx.settings.features))),
+    }
+    digest = hashlib.sha256(json.dumps(lineage, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{ctx.ds:%Y%m%d}-{digest}", lineage
+
+
+def train(ctx: RunContext) -> dict:
+    """Fit ALS on all interactions up to ``ds`` and register it as a model version."""
+    from pipelines.als import build_matrix, fit_als
+
+    started = time.perf_counter()
+    _require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
+    raw = ctx.lake.read_bytes("features", ctx.part, "interactions.parquet")
+    interactions = pl.read_parquet(io.BytesIO(raw))
+    version, lineage = _model_version(ctx, raw)
+    data = build_matrix(interactions)
+    factors = fit_als(data, ctx.settings.model)
+    base = ("models", version)
+    ctx.lake.write_parquet(pl.DataFrame({"user_id": data.user_ids}), *base, "users.parquet")
+    ctx.lake.write_parquet(pl.DataFrame({"item_id": data.item_ids}), *base, "items.parquet")
+    for name, array in (("user_factors", factors.user), ("item_factors", factors.item)):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        ctx.lake.write_bytes(buf.getvalue(), *base, f"{name}.npy")
+    ctx.lake.write_json(lineage, *base, "lineage.json")
+    log.info("model %s: %d users x %d items, %d factors", version, data.matrix.shape[0],
+             data.matrix.shape[1], factors.user.shape[1])
+    return ctx.summary("train", model_version=version, users=int(data.matrix.shape[0]),
+                       items=int(data.matrix.shape[1]), nnz=int(data.matrix.nnz),
+                       seconds=time.perf_counter() - started)
+
+
+def evaluate(ctx: RunContext) -> dict:
+    """Fit on the days before ``ds - holdout`` and score ALS and popularity on the rest."""
+    from pipelines.evaluate import candidate_lists, holdout_split, score_lists
+
+    started = time.perf_counter()
+    _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
+    events = ctx.clean_events(ctx.settings.features.history_days)
+    holdout = holdout_split(events, ctx.ds, ctx.settings)
+    if holdout.truth.is_empty() or holdout.train.is_empty():
+        metrics = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
+                                       "value": pl.Float64})
+        log.warning("no held-out interactions of known users and items: nothing to evaluate")
+    else:
+        metrics = score_lists(candidate_lists(holdout, ctx.settings), holdout.truth,
+                              ctx.settings.eval.k)
+    ctx.lake.write_parquet(metrics, "runs", ctx.part, "metrics.parquet")
+    ctx.lake.write_json(metrics.to_dicts(), "runs", ctx.part, "metrics.json")
+    for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])).iter_rows(named=True):
+        log.info("%-10s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
+    return ctx.summary("evaluate", train_events=holdout.train.height,
+                       test_users=holdout.truth["user_id"].n_unique(),
+                       test_pairs=holdout.truth.height,
+                       cutoff=holdout.cutoff.isoformat(),
+                       seconds=time.perf_counter() - started)
+
+
+def precompute(ctx: RunContext) -> dict:
+    """Top-N per active user from the day's model, with a reason per row, into staging."""
+    from pipelines.als import Factors, InteractionMatrix
+    from pipelines.reasons import explain
+    from pipelines.recommend import als_lists, popularity_ranking
+
+    started = time.perf_counter()
+    _require(ctx, ("runs", ctx.part, "train.json"), "train")
+    version = ctx.lake.read_json("runs", ctx.part, "train.json")["model_version"]
+    base = ("models", version)
+    factors = Factors(
+        user=np.load(io.BytesIO(ctx.lake.read_bytes(*base, "user_factors.npy"))),
+        item=np.load(io.BytesIO(ctx.lake.read_bytes(*base, "item_factors.npy"))),
+    )
+    model_users = ctx.lake.read_parquet(*base, "users.parquet")["user_id"]
+    model_items = ctx.lake.read_parquet(*base, "items.parquet")["item_id"]
+    data = InteractionMatrix(matrix=None, user_ids=model_users, item_ids=model_items)
+    interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
+    user_feats = ctx.lake.read_parquet("features", ctx.part, "users.parquet")
+    active = user_feats.filter(
+        pl.col("days_since_last") <= ctx.settings.features.active_days)["user_id"]
+    catalog = ctx.catalog()
+    available = catalog.filter(pl.col("available"))["item_id"]
+    n = ctx.settings.serve.top_n
+    seen = interactions.select("user_id", "item_id") if ctx.settings.serve.exclude_seen else None
+    lists = als_lists(factors, data, active, n, seen, available)
+    item_vecs = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
+    lists = explain(lists, interactions, item_vecs, catalog)
+    item_pop = ctx.lake.read_parquet("features", ctx.part, "items.parquet")
+    popular = popularity_ranking(item_pop, available, n)
+    ctx.lake.write_parquet(lists, "staging", ctx.part, "recommendations.parquet")
+    ctx.lake.write_parquet(popular, "staging", ctx.part, "popular.parquet")
+    log.info("%d lists (%d rows) for %d active users; %d popular items", lists["user_id"]
+             .n_unique(), lists.height, active.len(), popular.height)
+    return ctx.summary("precompute", model_version=version, active_users=active.len(),
+                       users=lists["user_id"].n_unique(), rows=lists.height,
+                       seconds=time.perf_counter() - started)
+
+
+def publish(ctx: RunContext) -> dict:
+    """Audit the staged lists and publish them, with metrics and the run record, atomically."""
+    from pipelines.warehouse import RunBatch
+
+    started = time.perf_counter()
+    _require(ctx, ("staging", ctx.part, "recommendations.parquet"), "precompute")
+    _require(ctx, ("runs", ctx.part, "metrics.parquet"), "evaluate")
+    version = ctx.lake.read_json("runs", ctx.part, "precompute.json")["model_version"]
+    catalog = ctx.catalog()
+    batch = RunBatch(
+        ds=ctx.ds, run_id=ctx.run_id, model_version=version,
+        recommendations=ctx.lake.read_parquet("staging", ctx.part, "recommendations.parquet"),
+        popular=ctx.lake.read_parquet("staging", ctx.part, "popular.parquet"),
+        metrics=ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet"),
+        catalog=catalog.select("item_id", "available"),
+        seen=ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
+        .select("user_id", "item_id") if ctx.settings.serve.exclude_seen
+        else pl.DataFrame(schema={"user_id": pl.String, "item_id": pl.String}),
+        top_n=ctx.settings.serve.top_n,
+        started_at=_run_started(ctx),
+        finished_at=datetime.now(UTC),
+    )
+    rows = ctx.warehouse().publish(batch)
+    log.info("published %d rows for %s (model %s)", rows, ctx.ds, version)
+    return ctx.summary("publish", rows=rows, model_version=version,
+                       seconds=time.perf_counter() - started)
+
+
+def _run_started(ctx: RunContext) -> datetime:
+    """When the run's validate task began (kept for the run record, never as a data cut-off)."""
+    if not ctx.lake.exists("runs", ctx.part, "validate.json"):
+        return datetime.now(UTC)
+    return datetime.fromisoformat(ctx.lake.read_json("runs", ctx.part, "validate.json")
+                                  ["started_at"])
+
+
+def _require(ctx: RunContext, parts: tuple[str, ...], task: str) -> None:
+    if not ctx.lake.exists(*parts):
+        raise UpstreamMissing(
+            f"{ctx.lake.url(*parts)} is missing: run the '{task}' task for {ctx.ds} first")
+
+
+TASKS: dict[str, Callable[[RunContext], dict]] = {
+    "validate": validate,
+    "aggregate": aggregate,
+    "embed": embed,
+    "train": train,
+    "evaluate": evaluate,
+    "precompute": precompute,
+    "publish": publish,
+}
+
+
+def run_task(name: str, ctx: RunContext) -> dict:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
+    with log_context(task=name, ds=ctx.ds.isoformat(), run_id=ctx.run_id):
+        log.info("start")
+        summary = TASKS[name](ctx)
+        log.info("done in %.1fs", summary.get("seconds", 0.0))
+        return summary
+
+
+def record_failure(ctx: RunContext, task: str, error: BaseException) -> None:
+    """Mark the run failed in ``recs.pipeline_runs``; published data is left as it was."""
+    message = f"{task} failed: {type(error).__name__}: {error}"[:2000]
+    ctx.warehouse().record_run(ctx.run_id, ctx.ds, "failed", None, datetime.now(UTC), message)

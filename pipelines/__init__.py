@@ -1,0 +1,1 @@
+"""Library of the nightly recommendation pipeline: pure logic, no storage or config access."""

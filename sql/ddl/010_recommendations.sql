@@ -1,0 +1,12 @@
+-- one row per (ds, user, rank); a rerun of a ds replaces that ds's rows as a whole
+create table if not exists recs.recommendations (
+    ds date not null,
+    user_id text not null,
+    rank integer not null,
+    item_id text not null,
+    score double precision not null,
+    reason text,
+    model_version text not null,
+    run_id text not null,
+    primary key (ds, user_id, rank)
+);

@@ -42,10 +42,10 @@ def resolve_model_path(name: str) -> Path:
 def model_identity(name: str, path: Path) -> str:
     """A short hash of the model's config, tokenizer and weights: the cache key's first half."""
     digest = hashlib.sha256()
-    for name in sorted(p.name for p in path.iterdir() if p.is_file()):
-        if name.endswith((".json", ".txt", ".safetensors", ".bin")):
-            digest.update(name.encode())
-            digest.update((path / name).read_bytes())
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        if file.suffix in (".json", ".txt", ".safetensors", ".bin"):
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
     label = Path(name).name.replace("_", "-") or "model"
     return f"{label}-{digest.hexdigest()[:12]}"
 

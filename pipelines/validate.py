@@ -122,7 +122,8 @@ def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
         ("rating_out_of_scale", (ev == "rate")
          & (val.is_null() | (val < cfg.rating_min) | (val > cfg.rating_max))),
         ("negative_dwell", (ev == "view") & (val < 0)),
-        ("unknown_item", pl.col("item_id").is_not_null() & ~pl.col("item_id").is_in(catalog_ids)),
+        ("unknown_item",
+         pl.col("item_id").is_not_null() & ~pl.col("item_id").is_in(catalog_ids.implode())),
         ("text_too_long", pl.col("text").str.len_chars() > cfg.max_text_chars),
     ]
     judged = typed.with_columns(_reasons(checks))
@@ -132,7 +133,7 @@ def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
     repeat = good.select(
         "_row",
         (pl.col("event_id").is_duplicated() & ~pl.col("event_id").is_first_distinct())
-        .or_(pl.col("event_id").is_in(accepted_ids)).alias("_dup"),
+        .or_(pl.col("event_id").is_in(accepted_ids.implode())).alias("_dup"),
     )
     judged = judged.join(repeat, on="_row", how="left").with_columns(
         pl.when(pl.col("_dup").fill_null(False))

@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Both install first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export OPENBLAS_NUM_THREADS := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test lint lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/recs demo --airflow
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+# Re-resolve the dependencies from pyproject.toml and pin the result.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -e ".[dev]"
+	{ echo "# Pinned versions of every package of the environment (make lock regenerates it)."; \
+	  echo "# Used as pip constraints by make install, so another day resolves to the same set."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf demo .airflow .pytest_cache

@@ -1,0 +1,52 @@
+"""Shared fixtures: a workspace with synthetic raw logs, settings pointing at it, shared data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobs.context import RunContext, default_run_id
+from jobs.rawdata import write_days
+from jobs.tasks import run_task
+from pipelines.config import Settings
+from pipelines.generate import GenerateSpec, generate
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+SMALL_SPEC = GenerateSpec(n_users=150, n_items=120, n_days=14, start=date(2026, 10, 1),
+                          events_per_day=400, seed=11)
+
+
+def shared_dataset(name: str) -> Path:
+    """A dataset under ../shared/data, or a skip saying why it is absent."""
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found: the shared datasets are not beside this clone")
+    return folder
+
+
+def make_settings(root: Path) -> Settings:
+    return replace(
+        Settings(),
+        raw_root=str(root / "raw"),
+        lake_root=str(root / "lake"),
+        warehouse=f"duckdb:///{root / 'warehouse.duckdb'}",
+        device="cpu",
+    )
+
+
+def prepare_history(settings: Settings, spec: GenerateSpec, first_nightly: date) -> None:
+    """Write the raw logs and validate every day before the first nightly run."""
+    write_days(settings.raw_root, generate(spec), "parquet")
+    day = spec.start
+    while day < first_nightly:
+        run_task("validate", RunContext(settings, day, default_run_id(day)))
+        day += timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def small_spec() -> GenerateSpec:
+    return SMALL_SPEC

@@ -124,18 +124,48 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}{key}: unknown setting (known: {', '.join(known)})")
-        default = getattr(cls(), key) if key in known else None
+        default = getattr(cls(), key)
         if is_dataclass(default):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}{key}: expected a table")
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
-        elif isinstance(default, tuple):
-            kwargs[key] = tuple(value)
-        elif isinstance(default, float) and isinstance(value, int):
-            kwargs[key] = float(value)
         else:
-            kwargs[key] = value
+            kwargs[key] = _typed(value, default, f"{where}{key}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, default: Any, name: str) -> Any:
+    """``value`` converted to the type of the setting's default, or a ConfigError naming it."""
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad("a list of integers")
+        return tuple(value)
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+            raise bad("a table of numbers")
+        return {k: float(v) for k, v in value.items()}
+    return value
 
 
 def load_settings(path: str | Path | None = None,
@@ -163,11 +193,16 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Setting
         if value is None:
             continue
         head, _, tail = dotted.partition(".")
+        known = {f.name for f in fields(Settings)}
+        section = getattr(settings, head) if head in known else None
+        if section is None or (tail and not is_dataclass(section)) or (
+                tail and tail not in {f.name for f in fields(section)}):
+            raise ConfigError(f"{dotted}: unknown setting")
         if not tail:
-            settings = replace(settings, **{head: value})
+            settings = replace(settings, **{head: _typed(value, section, dotted)})
         else:
-            section = getattr(settings, head)
-            settings = replace(settings, **{head: replace(section, **{tail: value})})
+            typed = _typed(value, getattr(section, tail), dotted)
+            settings = replace(settings, **{head: replace(section, **{tail: typed})})
     return settings
 
 

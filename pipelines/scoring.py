@@ -29,8 +29,7 @@ def top_n(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int,
         if exclude is not None:
             rows = exclude[start:stop].tocoo()
             scores[rows.row, rows.col] = -np.inf
-        part = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < n_items else \
-            np.tile(np.arange(n_items), (stop - start, 1))
+        part = _select_n(scores, n)
         part_scores = np.take_along_axis(scores, part, axis=1)
         # Sort by score descending, then item index ascending.
         order = np.lexsort((part, -part_scores), axis=1)
@@ -40,6 +39,20 @@ def top_n(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int,
         idx_out[start:stop] = np.where(valid, best, -1)
         score_out[start:stop] = np.where(valid, best_scores, -np.inf)
     return idx_out, score_out
+
+
+def _select_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the indices of the ``n`` best scores; ties at the cut go to the lowest indices.
+
+    ``argpartition`` alone keeps an arbitrary subset of the items tied at the cut (common:
+    items without interactions all score 0), which would make lists depend on the platform.
+    """
+    threshold = -np.partition(-scores, n - 1, axis=1)[:, n - 1:n]
+    above = scores > threshold
+    tied = scores == threshold
+    room = n - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    return np.nonzero(chosen)[1].reshape(scores.shape[0], n)
 
 
 def csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -26,7 +26,8 @@ def item_texts(catalog: pl.DataFrame, template: str) -> pl.DataFrame:
     rows = catalog.select("item_id", *TEMPLATE_FIELDS).to_dicts()
     texts = []
     for row in rows:
-        values = {k: (row[k] or "").replace("|", ", ").strip() for k in TEMPLATE_FIELDS}
+        values = {k: ", ".join(p.strip() for p in (row[k] or "").split("|") if p.strip())
+                  for k in TEMPLATE_FIELDS}
         text = template.format(**values)
         # Collapse the ". ." left by empty fields.
         parts = [p.strip() for p in text.split(". ")]

@@ -115,7 +115,9 @@ def test_each_reason_quarantines_the_row(row: dict, reason: str) -> None:
 
 
 def test_quarantine_keeps_raw_text() -> None:
-    v = _events(_event_file([{"event_type": "view", "value": "-3.50", "ts": "2024-05-01 10:00:00"}]))
+    v = _events(_event_file([
+        {"event_type": "view", "value": "-3.50", "ts": "2024-05-01 10:00:00"},
+    ]))
     row = v.quarantine.row(0, named=True)
     assert row["value"] == "-3.50"
     assert row["ts"] == "2024-05-01 10:00:00"

@@ -7,11 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from jobs.logs import get_logger
 from pipelines.config import Settings, duckdb_path
 from pipelines.schema import empty_events, empty_items
 from pipelines.storage import Store, partition
 from pipelines.validate import latest_catalog
 from pipelines.warehouse import DuckDBWarehouse
+
+log = get_logger("context")
 
 
 def default_run_id(ds: date) -> str:
@@ -48,6 +51,9 @@ class RunContext:
 
     def read_partitions(self, kind: str, days: list[date], name: str = "part-0.parquet",
                         columns: list[str] | None = None) -> pl.DataFrame | None:
+        if days:
+            log.info("reading %s %s..%s (%d partitions)", self.lake.url(kind), days[0],
+                     days[-1], len(days))
         frames = []
         for d in days:
             frame = self.lake.read_parquet(*kind.split("/"), partition(d), name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.config import EmbedSettings
+
+log = logging.getLogger("recs.embed")
 
 
 class ModelNotFound(FileNotFoundError):
@@ -109,8 +112,13 @@ class Encoder:
         if not texts:
             return out
         order = np.argsort([len(t) for t in texts], kind="stable")
+        n_batches = -(-len(texts) // self.batch_size)
+        report_every = max(1, n_batches // 10)
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            for b, start in enumerate(range(0, len(texts), self.batch_size), 1):
+                if n_batches >= 20 and b % report_every == 0:
+                    log.info("embedded %d/%d texts", min(start + self.batch_size, len(texts)),
+                             len(texts))
                 idx = order[start:start + self.batch_size]
                 batch = self.tokenizer(
                     [texts[i] for i in idx], padding=True, truncation=True,

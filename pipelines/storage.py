@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import date
@@ -15,6 +16,8 @@ from typing import Any
 
 import fsspec
 import polars as pl
+
+log = logging.getLogger("recs.storage")
 
 
 def partition(ds: date) -> str:
@@ -65,6 +68,7 @@ class Store:
         with self.fs.open(tmp, "wb") as f:
             f.write(data)
         self.fs.mv(tmp, final)
+        log.info("wrote %s (%d bytes)", self.url(*parts), len(data))
 
     def write_parquet(self, df: pl.DataFrame, *parts: str) -> None:
         buf = io.BytesIO()

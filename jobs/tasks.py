@@ -38,9 +38,8 @@ def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tup
     frames, extra = [], set()
     for name in files:
         frame = read_raw_file(ctx.raw, kind, ctx.ds, name)
-        source = frame.get_column("_source")[0] if frame.height else ctx.raw.url(kind, name)
-        extra |= set(frame.columns) - set(columns) - {"_source"}
-        frames.append(conform(frame.drop("_source"), columns, required, source))
+        extra |= set(frame.columns) - set(columns)
+        frames.append(conform(frame, columns, required, ctx.raw.url(kind, ctx.part, name)))
     return concat_files(frames, columns), files, sorted(extra)
 
 
@@ -64,7 +63,10 @@ def validate(ctx: RunContext) -> dict:
     accepted_ids = accepted["event_id"] if accepted is not None else pl.Series([], dtype=pl.String)
     events = validate_events(events_raw, ctx.ds, known.unique(), accepted_ids,
                              ctx.settings.validate)
-    assert events.n_raw == events.n_clean + events.n_quarantined + events.n_duplicates
+    if events.n_raw != events.n_clean + events.n_quarantined + events.n_duplicates:
+        raise RuntimeError(f"row accounting broken for {ctx.ds}: {events.n_raw} raw rows but "
+                           f"{events.n_clean} clean + {events.n_quarantined} quarantined + "
+                           f"{events.n_duplicates} duplicates")
 
     for kind, verdict in (("events", events), ("items", items)):
         ctx.lake.write_parquet(verdict.clean, "clean", kind, ctx.part, "part-0.parquet")
@@ -226,7 +228,7 @@ def evaluate(ctx: RunContext) -> dict:
 
 def precompute(ctx: RunContext) -> dict:
     """Top-N per active user from the day's model, with a reason per row, into staging."""
-    from pipelines.als import Factors, InteractionMatrix
+    from pipelines.als import Factors
     from pipelines.reasons import explain
     from pipelines.recommend import als_lists, popularity_ranking
 
@@ -240,7 +242,6 @@ def precompute(ctx: RunContext) -> dict:
     )
     model_users = ctx.lake.read_parquet(*base, "users.parquet")["user_id"]
     model_items = ctx.lake.read_parquet(*base, "items.parquet")["item_id"]
-    data = InteractionMatrix(matrix=None, user_ids=model_users, item_ids=model_items)
     interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
     user_feats = ctx.lake.read_parquet("features", ctx.part, "users.parquet")
     active = user_feats.filter(
@@ -249,7 +250,7 @@ def precompute(ctx: RunContext) -> dict:
     available = catalog.filter(pl.col("available"))["item_id"]
     n = ctx.settings.serve.top_n
     seen = interactions.select("user_id", "item_id") if ctx.settings.serve.exclude_seen else None
-    lists = als_lists(factors, data, active, n, seen, available)
+    lists = als_lists(factors, model_users, model_items, active, n, seen, available)
     item_vecs = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
     lists = explain(lists, interactions, item_vecs, catalog)
     item_pop = ctx.lake.read_parquet("features", ctx.part, "items.parquet")

@@ -55,7 +55,7 @@ def candidate_lists(holdout: Holdout, settings: Settings) -> dict[str, pl.DataFr
     ranking = popularity_ranking(pop, None, k + int(longest_history))
     return {
         "popularity": popularity_lists(ranking, users, k, seen),
-        "als": als_lists(factors, data, users, k, seen),
+        "als": als_lists(factors, data.user_ids, data.item_ids, users, k, seen),
     }
 
 

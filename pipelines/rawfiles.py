@@ -1,7 +1,7 @@
 """Reading and writing the raw-input files (Parquet, CSV, JSON lines) of one partition.
 
-Readers return every contract column as text plus a ``_source`` column naming the file, so that
-the validator can give a verdict per value instead of failing on the first bad cast.
+Readers return every column as text, so that the validator can give a verdict per value
+instead of failing on the first bad cast.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def read_raw_file(store: Store, kind: str, ds: date, name: str) -> pl.DataFrame:
         raise
     except Exception as exc:  # the reader's own message says what is wrong inside the file
         raise RawFileError(f"{url}: cannot be read as {fmt}: {exc}") from exc
-    return df.with_columns(pl.lit(url).alias("_source"))
+    return df
 
 
 def write_raw_file(store: Store, kind: str, ds: date, df: pl.DataFrame, fmt: str = "parquet",

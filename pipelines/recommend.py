@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.als import Factors, InteractionMatrix
+from pipelines.als import Factors
 from pipelines.scoring import csr_from_pairs, top_n
 
 REC_SCHEMA = {"user_id": pl.String, "rank": pl.Int32, "item_id": pl.String, "score": pl.Float64}
@@ -45,23 +45,25 @@ def lists_frame(user_ids: pl.Series, item_ids: pl.Series, idx: np.ndarray,
     )
 
 
-def als_lists(factors: Factors, data: InteractionMatrix, users: pl.Series, n: int,
-              seen: pl.DataFrame | None, available: pl.Series | None = None) -> pl.DataFrame:
+def als_lists(factors: Factors, model_users: pl.Series, model_items: pl.Series,
+              users: pl.Series, n: int, seen: pl.DataFrame | None,
+              available: pl.Series | None = None) -> pl.DataFrame:
     """Top-n ALS lists for ``users`` (those unknown to the model get none).
 
-    ``available``: item ids that may be recommended (default: every item of the model).
+    ``model_users`` / ``model_items``: the ids of the factor rows; ``available``: item ids that
+    may be recommended (default: every item of the model).
     """
-    model_users = _index(data.user_ids.rename("user_id"), "_u")
-    wanted = pl.DataFrame({"user_id": users.unique().sort()}).join(model_users, on="user_id")
+    index = _index(model_users.rename("user_id"), "_u")
+    wanted = pl.DataFrame({"user_id": users.unique().sort()}).join(index, on="user_id")
     rows = wanted["_u"].to_numpy()
     exclude = None
     if seen is not None:
-        exclude = seen_matrix(seen, wanted["user_id"], data.item_ids)
+        exclude = seen_matrix(seen, wanted["user_id"], model_items)
     mask = None
     if available is not None:
-        mask = data.item_ids.is_in(available.implode()).to_numpy()
+        mask = model_items.is_in(available.implode()).to_numpy()
     idx, scores = top_n(factors.user[rows], factors.item, n, exclude=exclude, item_mask=mask)
-    return lists_frame(wanted["user_id"], data.item_ids, idx, scores)
+    return lists_frame(wanted["user_id"], model_items, idx, scores)
 
 
 def popularity_ranking(item_popularity: pl.DataFrame, available: pl.Series | None,

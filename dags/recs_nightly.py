@@ -48,6 +48,9 @@ DEFAULT_ARGS = {
                         description="device for embedding"),
         "top_n": Param(100, type="integer", minimum=1, maximum=1000,
                        description="recommendations per user"),
+        "accept_anomalies": Param(False, type="boolean",
+                                  description="take a day whose quarantine share or volume "
+                                              "breaks its data-quality rule"),
     },
 )
 def recs_nightly():

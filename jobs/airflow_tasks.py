@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-PARAM_OVERRIDES = {"engine": "engine", "device": "device", "top_n": "serve.top_n"}
+PARAM_OVERRIDES = {
+    "engine": "engine",
+    "device": "device",
+    "top_n": "serve.top_n",
+    "accept_anomalies": "validate.accept_anomalies",
+}
 
 
 def _context(context: Mapping[str, Any]):

@@ -26,6 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "engine": getattr(args, "engine", None),
         "device": getattr(args, "device", None),
         "serve.top_n": getattr(args, "top_n", None),
+        "validate.accept_anomalies": getattr(args, "accept_anomalies", None) or None,
     }
     return load_settings(args.config, overrides=overrides)
 
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--engine", help="feature engine (overrides RECS_ENGINE)")
         p.add_argument("--device", help="auto, cpu or cuda (overrides RECS_DEVICE)")
         p.add_argument("--top-n", type=int, help="list length per user")
+        p.add_argument("--accept-anomalies", action="store_true",
+                       help="take a day that breaks the quarantine-share or volume rule")
 
     p = sub.add_parser("run", help="the whole nightly flow for one date, without Airflow")
     with_run_flags(p)

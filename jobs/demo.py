@@ -134,6 +134,9 @@ def report(settings: Settings, ds: date) -> str:
         f"quarantined, {v['duplicates']} duplicates; texts embedded "
         f"{e['items']['embedded'] + e['users']['embedded']}, reused "
         f"{e['items']['reused'] + e['users']['reused']}",
+        f"== quarantine reasons: {v['reasons']}",
+        f"== data quality report (Great Expectations Data Docs): "
+        f"{summaries['validate']['data_docs']}",
         f"== user {user}: recent history", _table(history),
         f"== user {user}: top 10 (recs.recommendations_current)", _table(top),
         "== holdout metrics for this ds (recs.model_metrics)", _table(wide),

@@ -6,17 +6,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
-from pipelines import features
+from pipelines import features, quality
 from pipelines.rawfiles import list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.validate import concat_files, conform, day_bounds, validate_events, validate_items
@@ -44,32 +46,47 @@ def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tup
 
 
 def validate(ctx: RunContext) -> dict:
-    """Raw events and catalog rows of ``ds`` into clean and quarantine partitions."""
+    """Raw events and catalog rows of ``ds`` into clean and quarantine partitions.
+
+    Runs the GX suites, records one ``recs.dq_results`` row per expectation, keeps the Data
+    Docs under ``runs/ds=D/data_docs/`` and fails the day (writing no clean partition) when
+    the quarantined share or the volume breaks its rule.
+    """
+    from pipelines.gx_runner import GxSession
+
     started = time.perf_counter()
     if not ctx.raw.exists("events", ctx.part):
         raise MissingPartition(f"{ctx.raw.url('events', ctx.part)}: the events partition "
                                f"for {ctx.ds} has not landed")
+    cfg = ctx.settings.validate
     items_raw, item_files, item_extra = _read_raw(ctx, "items", ITEM_COLUMNS, ITEM_REQUIRED)
-    items = validate_items(items_raw, ctx.ds)
+    events_raw, event_files, event_extra = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
     earlier = [d for d in ctx.lake.partitions("clean", "items") if d < ctx.ds]
     prior = ctx.read_partitions("clean/items", earlier, columns=["item_id"])
-    known = pl.concat([prior["item_id"], items.clean["item_id"]]) if prior is not None \
-        else items.clean["item_id"]
-
-    events_raw, event_files, event_extra = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
     accepted_days = ctx.window("clean", "events", days=ctx.settings.features.history_days,
                                include_ds=False)
     accepted = ctx.read_partitions("clean/events", accepted_days, columns=["event_id"])
     accepted_ids = accepted["event_id"] if accepted is not None else pl.Series([], dtype=pl.String)
-    events = validate_events(events_raw, ctx.ds, known.unique(), accepted_ids,
-                             ctx.settings.validate)
+
+    with tempfile.TemporaryDirectory() as docs:
+        session = GxSession(docs_dir=Path(docs))
+        items, item_outcomes = validate_items(items_raw, ctx.ds, session)
+        known = items.clean["item_id"] if prior is None else pl.concat(
+            [prior["item_id"], items.clean["item_id"]])
+        events, event_outcomes = validate_events(events_raw, ctx.ds, known.unique(),
+                                                 accepted_ids, cfg, session)
+        docs_index = _keep_docs(ctx, Path(docs))
     if events.n_raw != events.n_clean + events.n_quarantined + events.n_duplicates:
         raise RuntimeError(f"row accounting broken for {ctx.ds}: {events.n_raw} raw rows but "
                            f"{events.n_clean} clean + {events.n_quarantined} quarantined + "
                            f"{events.n_duplicates} duplicates")
-
+    checks = [quality.quarantine_share(events.n_raw, events.n_quarantined, cfg),
+              quality.volume(events.n_raw, _trailing_volumes(ctx), cfg)]
+    dq = (quality.dq_rows("events", event_outcomes) + quality.dq_rows("items", item_outcomes)
+          + quality.day_rows(checks))
+    ctx.lake.write_parquet(pl.DataFrame(dq), "runs", ctx.part, "dq_results.parquet")
+    ctx.warehouse().record_dq(ctx.run_id, ctx.ds, dq)
     for kind, verdict in (("events", events), ("items", items)):
-        ctx.lake.write_parquet(verdict.clean, "clean", kind, ctx.part, "part-0.parquet")
         ctx.lake.write_parquet(verdict.quarantine, "quarantine", kind, ctx.part,
                                "part-0.parquet")
     reasons = (
@@ -82,15 +99,54 @@ def validate(ctx: RunContext) -> dict:
     log.info("events: %d raw -> %d clean, %d quarantined, %d duplicates (%d files)",
              events.n_raw, events.n_clean, events.n_quarantined, events.n_duplicates,
              len(event_files))
-    return ctx.summary(
-        "validate",
+    log.info("data docs: %s", docs_index)
+    summary = dict(
         events={"files": event_files, "raw": events.n_raw, "clean": events.n_clean,
                 "quarantined": events.n_quarantined, "duplicates": events.n_duplicates,
                 "reasons": dict(reasons), "extra_columns": event_extra},
         items={"files": item_files, "raw": items.n_raw, "clean": items.n_clean,
                "quarantined": items.n_quarantined, "extra_columns": item_extra},
-        seconds=time.perf_counter() - started,
+        checks={c.name: {"success": c.success, **c.details} for c in checks},
+        data_docs=docs_index,
     )
+    try:
+        accepted_failures = quality.enforce(checks, cfg.accept_anomalies)
+    except quality.DataQualityError:
+        # A rejected day leaves no clean partition behind, not even one of an earlier run.
+        for kind in ("events", "items"):
+            ctx.lake.remove("clean", kind, ctx.part)
+        ctx.summary("validate", seconds=time.perf_counter() - started, rejected=True, **summary)
+        raise
+    if accepted_failures:
+        log.warning("accepted despite: %s", "; ".join(accepted_failures))
+    for kind, verdict in (("events", events), ("items", items)):
+        ctx.lake.write_parquet(verdict.clean, "clean", kind, ctx.part, "part-0.parquet")
+    return ctx.summary("validate", seconds=time.perf_counter() - started, rejected=False,
+                       **summary)
+
+
+def _trailing_volumes(ctx: RunContext) -> list[int]:
+    """Raw event counts of the accepted days in the volume window before ``ds``."""
+    days = ctx.window("runs", days=ctx.settings.validate.volume_window_days + 1,
+                      include_ds=False)
+    volumes = []
+    for d in days:
+        path = ("runs", f"ds={d}", "validate.json")
+        if ctx.lake.exists(*path):
+            info = ctx.lake.read_json(*path)
+            if not info.get("rejected"):
+                volumes.append(int(info["events"]["raw"]))
+    return volumes
+
+
+def _keep_docs(ctx: RunContext, local: Path) -> str:
+    """Copy the Data Docs site built in ``local`` to ``runs/ds=D/data_docs/``."""
+    ctx.lake.remove("runs", ctx.part, "data_docs")
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            ctx.lake.write_bytes(path.read_bytes(), "runs", ctx.part, "data_docs",
+                                 *path.relative_to(local).parts, quiet=True)
+    return ctx.lake.url("runs", ctx.part, "data_docs", "index.html")
 
 
 def aggregate(ctx: RunContext) -> dict:

@@ -28,6 +28,14 @@ class ValidateSettings:
     rating_min: float = 1.0
     rating_max: float = 5.0
     max_text_chars: int = 10_000
+    # The day fails when more than this share of its events is quarantined ...
+    max_quarantine_share: float = 0.05
+    # ... or when its raw volume is outside these ratios of the trailing median volume.
+    min_volume_ratio: float = 0.3
+    max_volume_ratio: float = 3.0
+    volume_window_days: int = 14
+    # Set for a run (param or flag) to publish a day that breaks the two rules above.
+    accept_anomalies: bool = False
 
 
 @dataclass(frozen=True)

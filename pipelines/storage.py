@@ -60,7 +60,7 @@ class Store:
         if self.fs.exists(p):
             self.fs.rm(p, recursive=True)
 
-    def _write_bytes(self, data: bytes, parts: Iterable[str]) -> None:
+    def _write_bytes(self, data: bytes, parts: Iterable[str], quiet: bool = False) -> None:
         final = self.path(*parts)
         parent = final.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
@@ -68,7 +68,8 @@ class Store:
         with self.fs.open(tmp, "wb") as f:
             f.write(data)
         self.fs.mv(tmp, final)
-        log.info("wrote %s (%d bytes)", self.url(*parts), len(data))
+        if not quiet:
+            log.info("wrote %s (%d bytes)", self.url(*parts), len(data))
 
     def write_parquet(self, df: pl.DataFrame, *parts: str) -> None:
         buf = io.BytesIO()
@@ -87,8 +88,8 @@ class Store:
         with self.fs.open(self.path(*parts), "rb") as f:
             return json.loads(f.read())
 
-    def write_bytes(self, data: bytes, *parts: str) -> None:
-        self._write_bytes(data, parts)
+    def write_bytes(self, data: bytes, *parts: str, quiet: bool = False) -> None:
+        self._write_bytes(data, parts, quiet)
 
     def read_bytes(self, *parts: str) -> bytes:
         with self.fs.open(self.path(*parts), "rb") as f:

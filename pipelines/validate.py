@@ -1,8 +1,10 @@
 """Row-level verdicts for one day of raw events and catalog rows.
 
-Every raw row ends in exactly one of: clean, quarantined (with the reasons it failed) or
-duplicate (a re-delivered ``event_id``). Structural problems that make a whole file unusable
-(a missing required column) raise ``RawFileError`` naming the file and the column.
+The raw text is *prepared* (blank keys to nulls, typed and looked-up columns), the expectation
+suites of ``pipelines.expectations`` run on it with Great Expectations, and every raw row ends in
+exactly one of: clean, quarantined (with the expectations it failed) or duplicate (a re-delivered
+``event_id``). Structural problems that make a whole file unusable (a missing required column)
+raise ``RawFileError`` naming the file and the column.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 
 from pipelines.config import ValidateSettings
-from pipelines.rawfiles import RawFileError
-from pipelines.schema import (
-    EVENT_COLUMNS,
-    EVENT_REQUIRED,
-    EVENT_TYPES,
-    ITEM_COLUMNS,
-    ITEM_REQUIRED,
+from pipelines.expectations import (
+    DUPLICATE,
+    REPORT_ONLY,
+    event_expectations,
+    item_expectations,
 )
+from pipelines.gx_runner import ExpectationOutcome, GxSession
+from pipelines.rawfiles import RawFileError
+from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 
 SOURCE = "_source"
 REASONS = "reasons"
-DUPLICATE = "duplicate_event_id"
+ROW = "_row"
 
 
 @dataclass(frozen=True)
@@ -88,61 +91,85 @@ def concat_files(frames: list[pl.DataFrame], columns: dict[str, pl.DataType]) ->
     return pl.concat(frames, how="vertical")
 
 
-def _reasons(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
-    flags = [pl.when(cond).then(pl.lit(name)).otherwise(None) for name, cond in checks]
-    return pl.concat_list(flags).list.drop_nulls().alias(REASONS)
+def _blank_to_null(columns: tuple[str, ...]) -> list[pl.Expr]:
+    return [
+        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+        for c in columns
+    ]
 
 
-def _blank(name: str) -> pl.Expr:
-    return pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+def _epoch_us(col: pl.Expr) -> pl.Expr:
+    return col.dt.epoch("us")
 
 
-def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
-                    accepted_ids: pl.Series, cfg: ValidateSettings) -> Verdict:
-    """Verdicts for one day's events (``raw``: text columns from ``concat_files``).
+def prepare_events(raw: pl.DataFrame, catalog_ids: pl.Series,
+                   accepted_ids: pl.Series) -> pl.DataFrame:
+    """The frame the event suite runs on: text columns, blank keys as nulls, typed columns.
 
     ``catalog_ids``: item ids in the catalog as of ``ds``; ``accepted_ids``: event ids already
-    accepted on earlier days (a re-delivery of one of them is a duplicate, not a new event).
+    accepted on earlier days.
     """
-    text = raw.with_row_index("_row")
-    start, end = day_bounds(ds)
-    earliest = start - timedelta(hours=cfg.lateness_hours)
-    typed = text.with_columns(
+    typed = raw.with_row_index(ROW).with_columns(
+        pl.col(ROW).cast(pl.Int64), *_blank_to_null(EVENT_REQUIRED)
+    ).with_columns(
         parse_ts(pl.col("ts")).alias("_ts"),
         pl.col("value").str.strip_chars().cast(pl.Float64, strict=False).alias("_value"),
+        pl.when(pl.col("item_id").is_null()).then(None)
+        .otherwise(pl.col("item_id").is_in(catalog_ids.implode())).alias("_known_item"),
+        pl.when(pl.col("event_id").is_null()).then(None)
+        .otherwise(pl.col("event_id").is_in(accepted_ids.implode())).alias("_accepted_before"),
     )
-    ev, val = pl.col("event_type"), pl.col("_value")
-    checks = [(f"missing_{c}", _blank(c)) for c in EVENT_REQUIRED]
-    checks += [
-        ("unparseable_ts", pl.col("ts").is_not_null() & pl.col("_ts").is_null()),
-        ("unparseable_value", pl.col("value").is_not_null() & val.is_null()),
-        ("unknown_event_type", ev.is_not_null() & ~ev.is_in(list(EVENT_TYPES))),
-        ("ts_in_future", pl.col("_ts") >= end),
-        ("ts_too_late", pl.col("_ts") < earliest),
-        ("rating_out_of_scale", (ev == "rate")
-         & (val.is_null() | (val < cfg.rating_min) | (val > cfg.rating_max))),
-        ("negative_dwell", (ev == "view") & (val < 0)),
-        ("unknown_item",
-         pl.col("item_id").is_not_null() & ~pl.col("item_id").is_in(catalog_ids.implode())),
-        ("text_too_long", pl.col("text").str.len_chars() > cfg.max_text_chars),
+    return typed.with_columns(_epoch_us(pl.col("_ts")).alias("_ts_us"))
+
+
+def prepare_items(raw: pl.DataFrame) -> pl.DataFrame:
+    """The frame the item suite runs on."""
+    return raw.with_row_index(ROW).with_columns(
+        pl.col(ROW).cast(pl.Int64), *_blank_to_null(ITEM_REQUIRED)
+    ).with_columns(
+        parse_ts(pl.col("updated_at")).alias("_updated_at"),
+        parse_bool(pl.col("available")).alias("_available"),
+    ).with_columns(_epoch_us(pl.col("_updated_at")).alias("_updated_at_us"))
+
+
+def reasons_by_row(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> pl.Series:
+    """Per prepared row, the sorted reasons of the expectations it failed."""
+    failed = [
+        pl.DataFrame({ROW: o.rows, "reason": [o.reason] * len(o.rows)},
+                     schema={ROW: pl.Int64, "reason": pl.String})
+        for o in outcomes if o.reason not in REPORT_ONLY and len(o.rows)
     ]
-    judged = typed.with_columns(_reasons(checks))
-    # Among otherwise good rows the first delivery of an event_id wins (earliest ts, then file
-    # order); later copies and re-deliveries of already accepted events are duplicates.
-    good = judged.filter(pl.col(REASONS).list.len() == 0).sort(["_ts", "_row"])
-    repeat = good.select(
-        "_row",
-        (pl.col("event_id").is_duplicated() & ~pl.col("event_id").is_first_distinct())
-        .or_(pl.col("event_id").is_in(accepted_ids.implode())).alias("_dup"),
+    base = prepared.select(ROW)
+    if not failed:
+        return base.with_columns(pl.lit([], pl.List(pl.String)).alias(REASONS))[REASONS]
+    reasons = (
+        pl.concat(failed).unique().sort(ROW, "reason")
+        .group_by(ROW, maintain_order=True).agg(pl.col("reason").alias(REASONS))
     )
-    judged = judged.join(repeat, on="_row", how="left").with_columns(
-        pl.when(pl.col("_dup").fill_null(False))
+    return (
+        base.join(reasons, on=ROW, how="left")
+        .select(pl.col(REASONS).fill_null(pl.lit([], pl.List(pl.String))))[REASONS]
+    )
+
+
+def events_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> Verdict:
+    """Clean rows, quarantined rows (with reasons) and duplicates of one day's events.
+
+    A row whose only failure is a re-delivery of an already accepted event is a duplicate; so is
+    every later copy of an ``event_id`` among the otherwise good rows (the earliest ``ts``, then
+    the first in file order, wins).
+    """
+    judged = prepared.with_columns(reasons_by_row(prepared, outcomes))
+    good = judged.filter(pl.col(REASONS).list.len() == 0).sort(["_ts", ROW])
+    repeats = good.filter(~pl.col("event_id").is_first_distinct()).select(ROW)
+    judged = judged.with_columns(
+        pl.when(pl.col(ROW).is_in(repeats[ROW].implode()))
         .then(pl.lit([DUPLICATE])).otherwise(pl.col(REASONS)).alias(REASONS)
     )
     is_clean = pl.col(REASONS).list.len() == 0
     clean = (
         judged.filter(is_clean)
-        .sort(["_ts", "_row"])
+        .sort(["_ts", ROW])
         .select(
             "event_id", "user_id", "item_id", "event_type",
             pl.col("_ts").alias("ts"), pl.col("_value").alias("value"), "text",
@@ -150,40 +177,44 @@ def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
     )
     quarantine = (
         judged.filter(~is_clean)
-        .sort("_row")
+        .sort(ROW)
         .select([*EVENT_COLUMNS, SOURCE, pl.col(REASONS).list.join(",")])
     )
     n_dup = quarantine.filter(pl.col(REASONS) == DUPLICATE).height
-    return Verdict(clean=clean, quarantine=quarantine, n_raw=raw.height, n_duplicates=n_dup)
+    return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=n_dup)
 
 
-def validate_items(raw: pl.DataFrame, ds: date) -> Verdict:
-    """Verdicts for one day's catalog rows: title required, ``updated_at`` not after ``ds``."""
-    text = raw.with_row_index("_row")
-    _, end = day_bounds(ds)
-    typed = text.with_columns(
-        parse_ts(pl.col("updated_at")).alias("_updated_at"),
-        parse_bool(pl.col("available")).alias("_available"),
-    )
-    checks = [(f"missing_{c}", _blank(c)) for c in ITEM_REQUIRED]
-    checks += [
-        ("unparseable_updated_at",
-         pl.col("updated_at").is_not_null() & pl.col("_updated_at").is_null()),
-        ("updated_at_in_future", pl.col("_updated_at") >= end),
-        ("unparseable_available",
-         pl.col("available").is_not_null() & pl.col("_available").is_null()),
-    ]
-    judged = typed.with_columns(_reasons(checks))
+def items_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> Verdict:
+    judged = prepared.with_columns(reasons_by_row(prepared, outcomes))
     is_clean = pl.col(REASONS).list.len() == 0
-    clean = judged.filter(is_clean).sort("_row").select(
+    clean = judged.filter(is_clean).sort(ROW).select(
         "item_id", "title", "description", "category", "tags",
         pl.col("_available").fill_null(True).alias("available"),
         pl.col("_updated_at").alias("updated_at"),
     )
-    quarantine = judged.filter(~is_clean).select(
+    quarantine = judged.filter(~is_clean).sort(ROW).select(
         [*ITEM_COLUMNS, SOURCE, pl.col(REASONS).list.join(",")]
     )
-    return Verdict(clean=clean, quarantine=quarantine, n_raw=raw.height, n_duplicates=0)
+    return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=0)
+
+
+def validate_items(raw: pl.DataFrame, ds: date, session: GxSession | None = None) -> tuple[
+        Verdict, list[ExpectationOutcome]]:
+    """Verdicts for one day's catalog rows, with the suite's outcomes."""
+    session = session or GxSession()
+    prepared = prepare_items(raw)
+    outcomes = session.run("items", prepared.to_pandas(), item_expectations(ds))
+    return items_verdict(prepared, outcomes), outcomes
+
+
+def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
+                    accepted_ids: pl.Series, cfg: ValidateSettings,
+                    session: GxSession | None = None) -> tuple[Verdict, list[ExpectationOutcome]]:
+    """Verdicts for one day's events (``raw``: text columns from ``concat_files``)."""
+    session = session or GxSession()
+    prepared = prepare_events(raw, catalog_ids, accepted_ids)
+    outcomes = session.run("events", prepared.to_pandas(), event_expectations(ds, cfg))
+    return events_verdict(prepared, outcomes), outcomes
 
 
 def latest_catalog(items: pl.DataFrame) -> pl.DataFrame:

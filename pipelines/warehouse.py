@@ -114,6 +114,27 @@ class DuckDBWarehouse:
             _upsert_run(con, run_id, ds, status, started_at, finished_at, None, None, None,
                         message)
 
+    def record_dq(self, run_id: str, ds: date, rows: list[dict]) -> None:
+        """Replace the data-quality results of a run (one row per expectation and dataset)."""
+        frame = pl.DataFrame(
+            [{"run_id": run_id, "ds": ds, **row} for row in rows],
+            schema={"run_id": pl.String, "ds": pl.Date, "dataset": pl.String,
+                    "expectation": pl.String, "success": pl.Boolean,
+                    "unexpected_count": pl.Int64, "details": pl.String},
+        )
+        with self.connect() as con:
+            for statement in ddl_statements():
+                con.execute(statement)
+            con.register("staged_dq", frame.to_arrow())
+            con.execute("begin transaction")
+            try:
+                con.execute("delete from recs.dq_results where run_id = ?", [run_id])
+                con.execute("insert into recs.dq_results select * from staged_dq")
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=True) as con:
             return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())

@@ -59,7 +59,7 @@ def _events(*files: pl.DataFrame, accepted: list[str] | None = None,
             cfg: ValidateSettings | None = None) -> Verdict:
     raw = concat_files(list(files), EVENT_COLUMNS)
     ids = NO_IDS if accepted is None else pl.Series("event_id", accepted, dtype=pl.String)
-    return validate_events(raw, DS, CATALOG, ids, cfg or ValidateSettings())
+    return validate_events(raw, DS, CATALOG, ids, cfg or ValidateSettings())[0]
 
 
 def _reasons(v: Verdict) -> dict[str, str]:
@@ -99,7 +99,7 @@ def test_good_rows_are_clean_with_contract_types() -> None:
         ({"ts": "2024-04-28T23:59:59Z"}, "ts_too_late"),           # 48 h + 1 s before ds
         ({"event_type": "rate", "value": "6"}, "rating_out_of_scale"),
         ({"event_type": "rate", "value": "0.5"}, "rating_out_of_scale"),
-        ({"event_type": "rate", "value": None}, "rating_out_of_scale"),
+        ({"event_type": "rate", "value": None}, "missing_rating"),
         ({"event_type": "view", "value": "-1"}, "negative_dwell"),
         ({"item_id": "i9"}, "unknown_item"),
         ({"ts": "yesterday"}, "unparseable_ts"),
@@ -288,7 +288,7 @@ def test_missing_optional_columns_become_null_and_extras_are_dropped() -> None:
 def test_empty_partition() -> None:
     raw = concat_files([], EVENT_COLUMNS)
     assert raw.columns == [*EVENT_COLUMNS, SOURCE]
-    v = validate_events(raw, DS, CATALOG, NO_IDS, ValidateSettings())
+    v, _ = validate_events(raw, DS, CATALOG, NO_IDS, ValidateSettings())
     assert (v.n_raw, v.n_clean, v.n_quarantined, v.n_duplicates) == (0, 0, 0, 0)
     assert v.clean.schema == pl.Schema(EVENT_COLUMNS)
 
@@ -304,7 +304,7 @@ def test_validate_items_verdicts() -> None:
         {"item_id": "i5", "available": None, "updated_at": "2024-05-01T10:00:00+02:00"},
         {"item_id": "i6", "available": "0", "updated_at": "soon"},
     ])], ITEM_COLUMNS)
-    v = validate_items(raw, DS)
+    v, _ = validate_items(raw, DS)
     assert dict(v.quarantine.select("item_id", "reasons").iter_rows()) == {
         "i2": "missing_title",
         "i3": "updated_at_in_future",

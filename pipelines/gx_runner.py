@@ -1,0 +1,102 @@
+"""Running expectation suites with Great Expectations 1.x on a pandas or Spark DataFrame.
+
+Each expectation carries ``meta={"reason": ...}``: the name a failing row is quarantined under.
+Results come back per expectation with the ``_row`` ids of the rows that failed it, so the caller
+can give every row its own verdict. An optional folder receives GX's Data Docs (HTML) for the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROW_ID = "_row"
+log = logging.getLogger("recs.gx")
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    reason: str
+    expectation: str          # GX expectation type, e.g. expect_column_values_to_not_be_null
+    column: str | None
+    success: bool
+    unexpected_count: int
+    rows: np.ndarray          # the ``_row`` ids that failed it (empty for table-level checks)
+    details: dict[str, Any]
+
+
+def _context(docs_dir: Path | None):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # Progress bars only clutter task logs.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name="recs",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+class GxSession:
+    """One ephemeral GX context: validates named frames, all reported in one Data Docs site."""
+
+    def __init__(self, engine: str = "pandas", docs_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.docs_dir = docs_dir
+        self.context = _context(docs_dir)
+        self.source = (self.context.data_sources.add_spark("recs") if engine == "spark"
+                       else self.context.data_sources.add_pandas("recs"))
+
+    def run(self, name: str, frame: Any, expectations: list) -> list[ExpectationOutcome]:
+        """Validate a pandas or Spark DataFrame (per ``engine``) that has a ``_row`` column."""
+        import great_expectations as gx
+
+        context = self.context
+        batch = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        actions = []
+        if self.docs_dir is not None:
+            actions = [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["recs"])]
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=name, validation_definitions=[definition], actions=actions,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID],
+                           "return_unexpected_index_query": False},
+        ))
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        (result,) = run.run_results.values()
+        return [_outcome(r) for r in result.results]
+
+
+def _outcome(r) -> ExpectationOutcome:
+    config = r.expectation_config
+    exc = r.exception_info or {}
+    if exc.get("raised_exception"):
+        raise RuntimeError(f"{config.type} on {config.kwargs.get('column')} could not run: "
+                           f"{exc.get('exception_message')}")
+    result = r.result or {}
+    rows = np.array([d[ROW_ID] for d in result.get("unexpected_index_list") or []],
+                    dtype=np.int64)
+    return ExpectationOutcome(
+        reason=(config.meta or {}).get("reason", config.type),
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        success=bool(r.success),
+        unexpected_count=int(result.get("unexpected_count") or 0),
+        rows=rows,
+        details={k: v for k, v in result.items()
+                 if k in ("element_count", "unexpected_percent", "observed_value")},
+    )

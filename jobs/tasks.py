@@ -19,9 +19,17 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
 from pipelines import features, quality
-from pipelines.rawfiles import list_raw_files, read_raw_file
+from pipelines.rawfiles import MALFORMED, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
-from pipelines.validate import concat_files, conform, day_bounds, validate_events, validate_items
+from pipelines.validate import (
+    check_castable,
+    check_same_schema,
+    concat_files,
+    conform,
+    day_bounds,
+    validate_events,
+    validate_items,
+)
 
 log = get_logger("tasks")
 
@@ -36,13 +44,17 @@ class UpstreamMissing(RuntimeError):
 
 def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tuple[
         pl.DataFrame, list[str], list[str]]:
-    files = list_raw_files(ctx.raw, kind, ctx.ds)
+    """A raw partition as one text frame; any file-level problem raises RawFileError."""
+    files = [read_raw_file(ctx.raw, kind, ctx.ds, name)
+             for name in list_raw_files(ctx.raw, kind, ctx.ds)]
+    check_same_schema([(f.url, f.fmt, f.dtypes) for f in files], columns)
     frames, extra = [], set()
-    for name in files:
-        frame = read_raw_file(ctx.raw, kind, ctx.ds, name)
-        extra |= set(frame.columns) - set(columns)
-        frames.append(conform(frame, columns, required, ctx.raw.url(kind, ctx.part, name)))
-    return concat_files(frames, columns), files, sorted(extra)
+    for f in files:
+        extra |= set(f.frame.columns) - set(columns) - {MALFORMED}
+        conformed = conform(f.frame, columns, required, f.url)
+        check_castable(conformed, f.url)
+        frames.append(conformed)
+    return concat_files(frames, columns), [f.url for f in files], sorted(extra)
 
 
 def validate(ctx: RunContext) -> dict:

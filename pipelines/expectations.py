@@ -39,6 +39,7 @@ def event_expectations(ds: date, cfg: ValidateSettings) -> list:
         for c in EVENT_REQUIRED
     ]
     suite += [
+        gxe.ExpectColumnValuesToBeNull(column="_malformed", meta=meta("malformed_line")),
         gxe.ExpectColumnValuesToNotBeNull(column="_ts_us", row_condition=Column("ts").is_not_null(),
                                           meta=meta("unparseable_ts")),
         gxe.ExpectColumnValuesToNotBeNull(column="_value",
@@ -79,6 +80,7 @@ def item_expectations(ds: date) -> list:
         for c in ITEM_REQUIRED
     ]
     suite += [
+        gxe.ExpectColumnValuesToBeNull(column="_malformed", meta={"reason": "malformed_line"}),
         gxe.ExpectColumnValuesToNotBeNull(
             column="_updated_at_us", row_condition=Column("updated_at").is_not_null(),
             meta={"reason": "unparseable_updated_at"}),

@@ -7,6 +7,8 @@ instead of failing on the first bad cast.
 from __future__ import annotations
 
 import io
+import json
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -32,10 +34,26 @@ def list_raw_files(store: Store, kind: str, ds: date) -> list[str]:
     return [n for n in names if not n.startswith((".", "_")) and raw_format(n)]
 
 
-def _as_text(df: pl.DataFrame) -> pl.DataFrame:
+MALFORMED = "_malformed"  # set on a row made from a truncated last JSON line
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One raw file: every column as text, with the types the file itself declared."""
+
+    url: str
+    fmt: str
+    frame: pl.DataFrame
+    dtypes: dict[str, str]
+
+
+def _as_text(df: pl.DataFrame, url: str) -> pl.DataFrame:
     exprs = []
     for name, dtype in df.schema.items():
         col = pl.col(name)
+        if dtype.is_nested() or dtype == pl.Object:
+            raise RawFileError(f"{url}: column {name} has type {dtype}, which cannot be cast to "
+                               "the contract's scalar types")
         if isinstance(dtype, pl.Datetime):
             # Naive timestamps are taken as UTC, as the contract says.
             if dtype.time_zone is None:
@@ -47,31 +65,59 @@ def _as_text(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(exprs)
 
 
-def read_raw_file(store: Store, kind: str, ds: date, name: str) -> pl.DataFrame:
-    """One raw file as text columns; raises RawFileError naming the file when it is unreadable."""
+def _utf8(data: bytes, url: str) -> str:
+    try:
+        # A byte-order mark is allowed and dropped (spreadsheets write one).
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RawFileError(f"{url}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _json_lines(text: str, url: str) -> pl.DataFrame:
+    """JSON lines; a truncated *last* line (a writer cut off) becomes a row marked malformed,
+    any other unparseable line makes the whole file unusable."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    rows = []
+    for pos, (n, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if pos == len(lines) - 1 and not text.endswith("\n"):
+                rows.append({MALFORMED: "truncated last line"})
+                continue
+            raise RawFileError(f"{url}: line {n} is not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise RawFileError(f"{url}: line {n} is not a JSON object")
+        rows.append({k: None if v is None else v if isinstance(v, str) else json.dumps(v)
+                     for k, v in row.items()})
+    if not rows:
+        return pl.DataFrame()
+    columns = sorted({k for row in rows for k in row})
+    return pl.DataFrame({c: [row.get(c) for row in rows] for c in columns},
+                        schema={c: pl.String for c in columns})
+
+
+def read_raw_file(store: Store, kind: str, ds: date, name: str) -> RawFile:
+    """One raw file as text columns; raises RawFileError naming the file when it is unusable."""
     url = store.url(kind, partition(ds), name)
     data = store.read_bytes(kind, partition(ds), name)
     fmt = raw_format(name)
     try:
         if fmt == "parquet":
-            df = _as_text(pl.read_parquet(io.BytesIO(data)))
-        elif fmt == "csv":
-            try:
-                data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-                raise RawFileError(f"{url}: {reason}") from exc
-            df = pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
+            native = pl.read_parquet(io.BytesIO(data))
+            dtypes = {c: str(t) for c, t in native.schema.items()}
+            return RawFile(url, fmt, _as_text(native, url), dtypes)
+        text = _utf8(data, url)
+        if fmt == "csv":
+            # Quoted fields may hold newlines; a header-only file is an empty partition file.
+            frame = pl.read_csv(io.StringIO(text), infer_schema=False)
         else:
-            text = data.decode("utf-8")
-            lines = [line for line in text.splitlines() if line.strip()]
-            body = io.StringIO("\n".join(lines))
-            df = _as_text(pl.read_ndjson(body)) if lines else pl.DataFrame()
+            frame = _json_lines(text, url)
     except RawFileError:
         raise
     except Exception as exc:  # the reader's own message says what is wrong inside the file
         raise RawFileError(f"{url}: cannot be read as {fmt}: {exc}") from exc
-    return df
+    return RawFile(url, fmt, frame, {c: "String" for c in frame.columns})
 
 
 def write_raw_file(store: Store, kind: str, ds: date, df: pl.DataFrame, fmt: str = "parquet",
@@ -81,7 +127,7 @@ def write_raw_file(store: Store, kind: str, ds: date, df: pl.DataFrame, fmt: str
     if fmt == "parquet":
         store.write_parquet(df, *parts, f"{name}.parquet")
         return
-    text_df = _as_text(df)
+    text_df = _as_text(df, store.url(*parts))
     buf = io.BytesIO()
     if fmt == "csv":
         text_df.write_csv(buf)

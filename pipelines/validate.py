@@ -22,7 +22,7 @@ from pipelines.expectations import (
     item_expectations,
 )
 from pipelines.gx_runner import ExpectationOutcome, GxSession
-from pipelines.rawfiles import RawFileError
+from pipelines.rawfiles import MALFORMED, RawFileError
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 
 SOURCE = "_source"
@@ -72,7 +72,7 @@ def parse_bool(col: pl.Expr) -> pl.Expr:
 
 def conform(raw: pl.DataFrame, columns: dict[str, pl.DataType],
             required: tuple[str, ...], source: str) -> pl.DataFrame:
-    """One file's text frame with exactly the contract columns plus ``_source``.
+    """One file's text frame with exactly the contract columns, ``_malformed`` and ``_source``.
 
     A missing required column makes the whole file unusable; missing optional columns become
     nulls and extra columns are dropped (the caller reports them).
@@ -80,14 +80,60 @@ def conform(raw: pl.DataFrame, columns: dict[str, pl.DataType],
     missing = [c for c in required if c not in raw.columns]
     if missing:
         raise RawFileError(f"{source}: missing required column(s) {', '.join(missing)}")
-    add = [pl.lit(None, pl.String).alias(c) for c in columns if c not in raw.columns]
-    return raw.with_columns(*add, pl.lit(source).alias(SOURCE)).select([*columns, SOURCE])
+    add = [pl.lit(None, pl.String).alias(c) for c in (*columns, MALFORMED)
+           if c not in raw.columns]
+    return raw.with_columns(*add, pl.lit(source).alias(SOURCE)).select(
+        [*columns, MALFORMED, SOURCE])
+
+
+TYPED_COLUMNS = {
+    "ts": ("a timestamp", parse_ts),
+    "updated_at": ("a timestamp", parse_ts),
+    "value": ("a number", lambda c: c.str.strip_chars().cast(pl.Float64, strict=False)),
+    "available": ("true or false", parse_bool),
+}
+
+
+def check_castable(frame: pl.DataFrame, source: str) -> None:
+    """A typed column none of whose values parse is a file-level error (a wrong column or
+    format), not a thousand row-level ones."""
+    for column, (kind, parse) in TYPED_COLUMNS.items():
+        if column not in frame.columns:
+            continue
+        values = frame.select(pl.col(column), parse(pl.col(column)).alias("_parsed"))
+        present = values.filter(pl.col(column).is_not_null())
+        if present.height and present["_parsed"].null_count() == present.height:
+            raise RawFileError(f"{source}: column {column}: no value can be cast to {kind} "
+                               f"(e.g. {present[column][0]!r})")
+
+
+def check_same_schema(files: list[tuple[str, str, dict[str, str]]],
+                      columns: dict[str, pl.DataType]) -> None:
+    """Files of one partition must agree on the contract columns they carry and, within one
+    format, on their declared types. ``files``: (url, format, dtypes by column)."""
+    if not files:
+        return
+    first_url, first_fmt, first_types = files[0]
+    first_cols = set(first_types) & set(columns)
+    for url, fmt, types in files[1:]:
+        cols = set(types) & set(columns)
+        if cols != first_cols:
+            diff = sorted(cols ^ first_cols)
+            raise RawFileError(f"mixed schemas in one partition: {url} and {first_url} differ "
+                               f"in column(s) {', '.join(diff)}")
+        if fmt == first_fmt:
+            for c in sorted(cols):
+                if types[c] != first_types[c]:
+                    raise RawFileError(
+                        f"mixed schemas in one partition: column {c} is {types[c]} in {url} "
+                        f"but {first_types[c]} in {first_url}")
 
 
 def concat_files(frames: list[pl.DataFrame], columns: dict[str, pl.DataType]) -> pl.DataFrame:
     """The conformed files of one partition as one text frame (an empty partition is allowed)."""
     if not frames:
-        return pl.DataFrame(schema={**{c: pl.String for c in columns}, SOURCE: pl.String})
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, MALFORMED: pl.String,
+                                    SOURCE: pl.String})
     return pl.concat(frames, how="vertical")
 
 

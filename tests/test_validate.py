@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.config import ValidateSettings
-from pipelines.rawfiles import RawFileError
+from pipelines.rawfiles import MALFORMED, RawFileError
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.validate import (
     DUPLICATE,
@@ -279,7 +279,7 @@ def test_missing_optional_columns_become_null_and_extras_are_dropped() -> None:
         pl.lit("x").alias("extra")
     )
     conformed = conform(raw, EVENT_COLUMNS, EVENT_REQUIRED, "a.jsonl")
-    assert conformed.columns == [*EVENT_COLUMNS, SOURCE]
+    assert conformed.columns == [*EVENT_COLUMNS, MALFORMED, SOURCE]
     assert conformed.row(0, named=True)["value"] is None
     assert conformed[SOURCE].to_list() == ["a.jsonl"]
     assert _events(conformed).n_clean == 1
@@ -287,7 +287,7 @@ def test_missing_optional_columns_become_null_and_extras_are_dropped() -> None:
 
 def test_empty_partition() -> None:
     raw = concat_files([], EVENT_COLUMNS)
-    assert raw.columns == [*EVENT_COLUMNS, SOURCE]
+    assert raw.columns == [*EVENT_COLUMNS, MALFORMED, SOURCE]
     v, _ = validate_events(raw, DS, CATALOG, NO_IDS, ValidateSettings())
     assert (v.n_raw, v.n_clean, v.n_quarantined, v.n_duplicates) == (0, 0, 0, 0)
     assert v.clean.schema == pl.Schema(EVENT_COLUMNS)

@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export OPENBLAS_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint lock clean
+.PHONY: install demo test lint bench lock clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m jobs.bench
 
 lint: install
 	$(BIN)/ruff check .

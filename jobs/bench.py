@@ -1,0 +1,101 @@
+"""``make bench``: throughput of pipeline steps against a peer measured in the same run.
+
+Figures are medians of several runs on the machine at hand; compare ratios, not absolutes,
+across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.rawdata import write_days
+from jobs.tasks import run_task
+from pipelines.config import Settings
+from pipelines.generate import GenerateSpec, generate
+from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED
+from pipelines.validate import concat_files, conform, prepare_events, validate_events
+
+
+def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_validate(n_events: int, repeat: int) -> list[dict]:
+    """Validating one day of ``n_events`` raw events: the full task (read, GX suites, verdicts,
+    writes) and the GX validation alone, against the bare polars preparation as the floor."""
+    spec = GenerateSpec(n_users=max(1000, n_events // 20), n_items=max(500, n_events // 50),
+                        n_days=2, start=date(2026, 10, 1), events_per_day=n_events, seed=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = replace(Settings(), raw_root=str(root / "raw"), lake_root=str(root / "lake"),
+                           warehouse=f"duckdb:///{root / 'wh.duckdb'}")
+        settings = replace(settings, validate=replace(settings.validate, accept_anomalies=True))
+        write_days(settings.raw_root, generate(spec), "parquet")
+        day1, day2 = spec.start, date(2026, 10, 2)
+        run_task("validate", RunContext(settings, day1, "bench"))
+        ctx = RunContext(settings, day2, "bench")
+        raw = ctx.raw.read_parquet("events", f"ds={day2}", "part-0.parquet")
+        text = concat_files([conform(raw.select(pl.all().cast(pl.String)), EVENT_COLUMNS,
+                                     EVENT_REQUIRED, "bench")], EVENT_COLUMNS)
+        catalog = ctx.catalog()["item_id"]
+        accepted = ctx.lake.read_parquet("clean", "events", f"ds={day1}", "part-0.parquet")[
+            "event_id"]
+        rows = text.height
+        # Warm up imports and GX's registries so the first timed run is not an outlier.
+        validate_events(text.head(100), day2, catalog, accepted, settings.validate)
+        floor = _median_seconds(lambda: prepare_events(text, catalog, accepted), repeat)
+        gx = _median_seconds(
+            lambda: validate_events(text, day2, catalog, accepted, settings.validate), repeat)
+        task = _median_seconds(lambda: run_task("validate", ctx), repeat)
+    return [
+        {"step": "validate", "what": "polars preparation only (floor)", "rows": rows,
+         "seconds": floor, "rows_per_s": rows / floor, "ratio_to_floor": 1.0},
+        {"step": "validate", "what": "GX suites + verdicts", "rows": rows,
+         "seconds": gx, "rows_per_s": rows / gx, "ratio_to_floor": gx / floor},
+        {"step": "validate", "what": "whole task (read, GX, write, dq_results, docs)",
+         "rows": rows, "seconds": task, "rows_per_s": rows / task,
+         "ratio_to_floor": task / floor},
+    ]
+
+
+BENCHES = {"validate": bench_validate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("benches", nargs="*", default=list(BENCHES), choices=list(BENCHES))
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, {platform.python_version()}, "
+          f"{__import__('os').cpu_count()} cores")
+    rows = []
+    for name in args.benches:
+        rows += BENCHES[name](args.events, args.repeat)
+    with pl.Config(tbl_rows=50, tbl_width_chars=160, fmt_str_lengths=60,
+                   tbl_hide_dataframe_shape=True):
+        print(pl.DataFrame(rows).with_columns(pl.col("seconds", "rows_per_s",
+                                                     "ratio_to_floor").round(2)))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the benchmark process: {peak_mb:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 
 def _record_failure(context):
@@ -34,7 +34,8 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="recs_nightly",
-    schedule="0 3 * * *",
+    # The 03:00 UTC run covers the day that just ended: ds = the data interval's start.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -42,11 +43,12 @@ DEFAULT_ARGS = {
     tags=["recs", "nightly"],
     doc_md=__doc__,
     params={
-        "engine": Param("polars", type="string", enum=["polars"],
+        # Unset params (null) leave the worker's RECS_* environment and config file in charge.
+        "engine": Param(None, type=["null", "string"], enum=[None, "polars"],
                         description="feature aggregation engine"),
-        "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"],
+        "device": Param(None, type=["null", "string"], enum=[None, "auto", "cpu", "cuda"],
                         description="device for embedding"),
-        "top_n": Param(100, type="integer", minimum=1, maximum=1000,
+        "top_n": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
                        description="recommendations per user"),
         "accept_anomalies": Param(False, type="boolean",
                                   description="take a day whose quarantine share or volume "

@@ -25,7 +25,8 @@ def _context(context: Mapping[str, Any]):
 
     setup_logging()
     params = context.get("params") or {}
-    overrides = {key: params.get(name) for name, key in PARAM_OVERRIDES.items()}
+    # None (and a false accept_anomalies) means "not set for this run".
+    overrides = {key: params.get(name) or None for name, key in PARAM_OVERRIDES.items()}
     settings = load_settings(overrides=overrides)
     return RunContext(settings, date.fromisoformat(context["ds"]), context["run_id"])
 

@@ -9,8 +9,9 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from jobs.logs import get_logger, log_context
 from pipelines import features, quality
 from pipelines.rawfiles import MALFORMED, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.storage import partition
 from pipelines.validate import (
     check_castable,
     check_same_schema,
@@ -71,6 +73,7 @@ def validate(ctx: RunContext) -> dict:
         raise MissingPartition(f"{ctx.raw.url('events', ctx.part)}: the events partition "
                                f"for {ctx.ds} has not landed")
     cfg = ctx.settings.validate
+    _require_validated_history(ctx)
     items_raw, item_files, item_extra = _read_raw(ctx, "items", ITEM_COLUMNS, ITEM_REQUIRED)
     events_raw, event_files, event_extra = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
     earlier = [d for d in ctx.lake.partitions("clean", "items") if d < ctx.ds]
@@ -80,8 +83,13 @@ def validate(ctx: RunContext) -> dict:
     accepted = ctx.read_partitions("clean/events", accepted_days, columns=["event_id"])
     accepted_ids = accepted["event_id"] if accepted is not None else pl.Series([], dtype=pl.String)
 
-    with tempfile.TemporaryDirectory() as docs:
-        session = GxSession(docs_dir=Path(docs))
+    with tempfile.TemporaryDirectory() as docs, ExitStack() as stack:
+        spark = None
+        if cfg.engine == "spark":
+            from pipelines.spark import spark_session
+
+            spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
+        session = GxSession(cfg.engine, Path(docs), spark)
         items, item_outcomes = validate_items(items_raw, ctx.ds, session)
         known = items.clean["item_id"] if prior is None else pl.concat(
             [prior["item_id"], items.clean["item_id"]])
@@ -135,6 +143,27 @@ def validate(ctx: RunContext) -> dict:
         ctx.lake.write_parquet(verdict.clean, "clean", kind, ctx.part, "part-0.parquet")
     return ctx.summary("validate", seconds=time.perf_counter() - started, rejected=False,
                        **summary)
+
+
+def _require_validated_history(ctx: RunContext) -> None:
+    """Earlier days must be validated first: the catalog and the accepted event ids of ``ds``
+    come from them. Every raw catalog partition before ``ds`` counts, and every raw events
+    partition in the history window; a day validate rejected counts as decided."""
+    first = ctx.ds - timedelta(days=ctx.settings.features.history_days - 1)
+    pending = set()
+    for kind in ("items", "events"):
+        for d in ctx.raw.partitions(kind):
+            if d >= ctx.ds or (kind == "events" and d < first):
+                continue
+            if not (ctx.lake.exists("clean", kind, partition(d))
+                    or ctx.lake.exists("runs", partition(d), "validate.json")):
+                pending.add(d)
+    if pending:
+        days = sorted(pending)
+        raise UpstreamMissing(
+            f"{len(days)} earlier day(s) not validated yet ({days[0]} .. {days[-1]}): validate "
+            f"them first, oldest first, so the catalog and the duplicate check of {ctx.ds} "
+            "are complete")
 
 
 def _trailing_volumes(ctx: RunContext) -> list[int]:
@@ -198,7 +227,8 @@ def embed(ctx: RunContext) -> dict:
     }
     encoder = Encoder.load(cfg, ctx.settings.device)
     cache_parts = ("embeddings", "cache", encoder.identity)
-    cached = ctx.read_partitions("/".join(cache_parts), ctx.lake.partitions(*cache_parts))
+    cache_days = [d for d in ctx.lake.partitions(*cache_parts) if d <= ctx.ds]
+    cached = ctx.read_partitions("/".join(cache_parts), cache_days)
     cached = cached if cached is not None else pl.DataFrame(
         schema={"text_hash": pl.String, "vector": pl.Array(pl.Float32, encoder.dim)})
     # A rerun of this ds must not count its own cache entries as new work.
@@ -302,6 +332,7 @@ def precompute(ctx: RunContext) -> dict:
 
     started = time.perf_counter()
     _require(ctx, ("runs", ctx.part, "train.json"), "train")
+    _require(ctx, ("embeddings", "items", ctx.part, "part-0.parquet"), "embed")
     version = ctx.lake.read_json("runs", ctx.part, "train.json")["model_version"]
     base = ("models", version)
     factors = Factors(

@@ -22,8 +22,21 @@ class ConfigError(ValueError):
     """A setting that is missing, unknown or out of range; the message names it."""
 
 
+VALIDATE_ENGINES = ("polars", "spark")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str = "local[2]"
+    shuffle_partitions: int = 8
+    driver_memory: str = "2g"
+
+
 @dataclass(frozen=True)
 class ValidateSettings:
+    # Where the expectation suites run: on a pandas copy of the prepared frame (polars) or on a
+    # Spark DataFrame (GX's Spark data source); both give the same verdicts.
+    engine: str = "polars"
     lateness_hours: float = 48.0
     rating_min: float = 1.0
     rating_max: float = 5.0
@@ -98,10 +111,14 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine={self.engine!r}: expected one of {', '.join(ENGINES)}")
+        if self.validate.engine not in VALIDATE_ENGINES:
+            raise ConfigError(f"validate.engine={self.validate.engine!r}: expected one of "
+                              f"{', '.join(VALIDATE_ENGINES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r}: expected one of {', '.join(DEVICES)}")
         if not self.warehouse.startswith("duckdb://"):
@@ -111,10 +128,24 @@ class Settings:
         unknown = set(self.features.event_weights) - set(EVENT_TYPES)
         if unknown:
             raise ConfigError(f"features.event_weights: unknown event types {sorted(unknown)}")
-        if self.serve.top_n < 1:
-            raise ConfigError("serve.top_n must be at least 1")
-        if self.eval.holdout_days < 1:
-            raise ConfigError("eval.holdout_days must be at least 1")
+        rules = [
+            (self.serve.top_n >= 1, "serve.top_n must be at least 1"),
+            (self.eval.holdout_days >= 1, "eval.holdout_days must be at least 1"),
+            (bool(self.eval.k) and min(self.eval.k) >= 1, "eval.k must list cut-offs >= 1"),
+            (self.features.history_days >= 1, "features.history_days must be at least 1"),
+            (self.features.half_life_days > 0, "features.half_life_days must be positive"),
+            (self.features.active_days >= 1, "features.active_days must be at least 1"),
+            (self.model.factors >= 1 and self.model.iterations >= 1,
+             "model.factors and model.iterations must be at least 1"),
+            (self.validate.rating_min < self.validate.rating_max,
+             "validate.rating_min must be below validate.rating_max"),
+            (0 <= self.validate.max_quarantine_share <= 1,
+             "validate.max_quarantine_share must be between 0 and 1"),
+            (self.embed.batch_size >= 1, "embed.batch_size must be at least 1"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise ConfigError(message)
 
 
 ENV_OVERRIDES = {

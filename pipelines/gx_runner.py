@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 ROW_ID = "_row"
 log = logging.getLogger("recs.gx")
@@ -52,15 +53,31 @@ def _context(docs_dir: Path | None):
 class GxSession:
     """One ephemeral GX context: validates named frames, all reported in one Data Docs site."""
 
-    def __init__(self, engine: str = "pandas", docs_dir: Path | None = None) -> None:
+    def __init__(self, engine: str = "polars", docs_dir: Path | None = None,
+                 spark: Any = None) -> None:
+        if engine == "spark" and spark is None:
+            raise ValueError("engine='spark' needs a Spark session")
         self.engine = engine
+        self.spark = spark
         self.docs_dir = docs_dir
         self.context = _context(docs_dir)
         self.source = (self.context.data_sources.add_spark("recs") if engine == "spark"
                        else self.context.data_sources.add_pandas("recs"))
 
-    def run(self, name: str, frame: Any, expectations: list) -> list[ExpectationOutcome]:
-        """Validate a pandas or Spark DataFrame (per ``engine``) that has a ``_row`` column."""
+    def to_engine(self, frame: pl.DataFrame) -> Any:
+        """The prepared polars frame as a pandas or a Spark DataFrame.
+
+        Only the scalar columns the suites read travel (timestamps go as ``*_us`` integers, so
+        both engines compare the same numbers).
+        """
+        keep = [c for c, t in frame.schema.items() if not isinstance(t, pl.Datetime)]
+        frame = frame.select(keep)
+        if self.engine == "spark":
+            return self.spark.createDataFrame(frame.to_arrow())
+        return frame.to_pandas()
+
+    def run(self, name: str, frame: pl.DataFrame, expectations: list) -> list[ExpectationOutcome]:
+        """Validate a prepared frame (it has a ``_row`` column) on this session's engine."""
         import great_expectations as gx
 
         context = self.context
@@ -76,7 +93,7 @@ class GxSession:
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID],
                            "return_unexpected_index_query": False},
         ))
-        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        run = checkpoint.run(batch_parameters={"dataframe": self.to_engine(frame)})
         (result,) = run.run_results.values()
         return [_outcome(r) for r in result.results]
 

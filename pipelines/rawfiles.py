@@ -109,8 +109,9 @@ def read_raw_file(store: Store, kind: str, ds: date, name: str) -> RawFile:
             return RawFile(url, fmt, _as_text(native, url), dtypes)
         text = _utf8(data, url)
         if fmt == "csv":
-            # Quoted fields may hold newlines; a header-only file is an empty partition file.
-            frame = pl.read_csv(io.StringIO(text), infer_schema=False)
+            # Quoted fields may hold newlines; a header-only or empty file has no rows.
+            frame = (pl.read_csv(io.StringIO(text), infer_schema=False) if text.strip()
+                     else pl.DataFrame())
         else:
             frame = _json_lines(text, url)
     except RawFileError:

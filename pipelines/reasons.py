@@ -27,7 +27,8 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
         .group_by("user_id", maintain_order=True).head(MAX_SEEN_PER_USER)
         .join(index, on="item_id").select("user_id", "_v")
     )
-    recs = lists.with_row_index("_row").join(index, on="item_id", how="left")
+    recs = lists.with_row_index("_row").join(index, on="item_id", how="left",
+                                             maintain_order="left")
     seen_by_user = {u: g["_v"].to_numpy() for (u,), g in seen.group_by("user_id")}
     nearest = np.full(lists.height, -1, dtype=np.int64)
     for (user,), group in recs.filter(pl.col("_v").is_not_null()).group_by("user_id"):
@@ -38,7 +39,8 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
         best = sims.argmax(axis=1)
         ok = sims[np.arange(len(best)), best] >= min_cosine
         nearest[group["_row"].to_numpy()[ok]] = candidates[best[ok]]
-    titles = index.join(catalog.select("item_id", "title"), on="item_id", how="left")
+    titles = index.join(catalog.select("item_id", "title"), on="item_id", how="left",
+                        maintain_order="left")
     near_title = pl.Series(
         [None] * lists.height, dtype=pl.String
     ).scatter(np.flatnonzero(nearest >= 0),

@@ -77,6 +77,8 @@ def conform(raw: pl.DataFrame, columns: dict[str, pl.DataType],
     A missing required column makes the whole file unusable; missing optional columns become
     nulls and extra columns are dropped (the caller reports them).
     """
+    if raw.width == 0:  # an empty file (0 bytes, or JSON lines with no line): zero rows
+        raw = pl.DataFrame(schema={c: pl.String for c in columns})
     missing = [c for c in required if c not in raw.columns]
     if missing:
         raise RawFileError(f"{source}: missing required column(s) {', '.join(missing)}")
@@ -249,7 +251,7 @@ def validate_items(raw: pl.DataFrame, ds: date, session: GxSession | None = None
     """Verdicts for one day's catalog rows, with the suite's outcomes."""
     session = session or GxSession()
     prepared = prepare_items(raw)
-    outcomes = session.run("items", prepared.to_pandas(), item_expectations(ds))
+    outcomes = session.run("items", prepared, item_expectations(ds))
     return items_verdict(prepared, outcomes), outcomes
 
 
@@ -259,7 +261,7 @@ def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
     """Verdicts for one day's events (``raw``: text columns from ``concat_files``)."""
     session = session or GxSession()
     prepared = prepare_events(raw, catalog_ids, accepted_ids)
-    outcomes = session.run("events", prepared.to_pandas(), event_expectations(ds, cfg))
+    outcomes = session.run("events", prepared, event_expectations(ds, cfg))
     return events_verdict(prepared, outcomes), outcomes
 
 

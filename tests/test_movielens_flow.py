@@ -43,7 +43,9 @@ def test_ml100k_nightly_run_publishes(tmp_path: Path) -> None:
     assert current["user_id"].n_unique() == active.height
     metrics = wh.query("select model, metric, k, value from recs.model_metrics")
     assert set(metrics["model"]) == {"als", "popularity"}
-    assert metrics.filter(pl.col("metric") == "recall")["value"].min() >= 0.0
+    # Every model, metric and cut-off once.
+    assert metrics.height == 2 * 4 * len(settings.eval.k)
+    assert metrics.select("model", "metric", "k").n_unique() == metrics.height
     # The embeddings see the whole catalog as of the day.
     vectors = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
     assert vectors.height == ctx.catalog().height

@@ -44,7 +44,7 @@ DEFAULT_ARGS = {
     doc_md=__doc__,
     params={
         # Unset params (null) leave the worker's RECS_* environment and config file in charge.
-        "engine": Param(None, type=["null", "string"], enum=[None, "polars"],
+        "engine": Param(None, type=["null", "string"], enum=[None, "polars", "spark", "dask"],
                         description="feature aggregation engine"),
         "device": Param(None, type=["null", "string"], enum=[None, "auto", "cpu", "cuda"],
                         description="device for embedding"),

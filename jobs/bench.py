@@ -75,7 +75,53 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
     ]
 
 
-BENCHES = {"validate": bench_validate}
+def bench_aggregate(n_events: int, repeat: int) -> list[dict]:
+    """Feature aggregation of 30 days holding ``n_events`` on each engine: the first night
+    (every daily summary built) and a later night (summaries reused, only the merge)."""
+    import shutil
+
+    days = 30
+    spec = GenerateSpec(n_users=max(1000, n_events // 50), n_items=max(500, n_events // 200),
+                        n_days=days, start=date(2026, 9, 1), events_per_day=n_events // days,
+                        malformed_share=0.0, seed=4)
+    last = date(2026, 9, days)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "base"
+        base = replace(Settings(), raw_root=str(root / "raw"), lake_root=str(root / "lake"),
+                       warehouse=f"duckdb:///{root / 'wh.duckdb'}")
+        base = replace(base, validate=replace(base.validate, accept_anomalies=True))
+        write_days(base.raw_root, generate(spec), "parquet")
+        for i in range(days):
+            run_task("validate", RunContext(base, date(2026, 9, 1 + i), "bench"))
+        n = RunContext(base, last, "bench").clean_events(days).height
+        for engine in ("polars", "spark", "dask"):
+            first, later = [], []
+            for r in range(repeat):
+                copy = Path(tmp) / f"{engine}-{r}"
+                shutil.copytree(root, copy)
+                settings = replace(base, raw_root=str(copy / "raw"),
+                                   lake_root=str(copy / "lake"), engine=engine)
+                ctx = RunContext(settings, last, "bench")
+                t0 = time.perf_counter()
+                run_task("aggregate", ctx)
+                first.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                run_task("aggregate", ctx)
+                later.append(time.perf_counter() - t0)
+                shutil.rmtree(copy)
+            for what, times in (("first night (all daily summaries)", first),
+                                ("later night (merge only)", later)):
+                seconds = statistics.median(times)
+                rows.append({"step": f"aggregate/{engine}", "what": what, "rows": n,
+                             "seconds": seconds, "rows_per_s": n / seconds})
+    floor = {r["what"]: r["seconds"] for r in rows if r["step"] == "aggregate/polars"}
+    for r in rows:
+        r["ratio_to_floor"] = r["seconds"] / floor[r["what"]]
+    return rows
+
+
+BENCHES = {"validate": bench_validate, "aggregate": bench_aggregate}
 
 
 def main() -> None:

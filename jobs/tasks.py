@@ -19,7 +19,7 @@ import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
-from pipelines import features, quality
+from pipelines import quality
 from pipelines.rawfiles import MALFORMED, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.storage import partition
@@ -28,7 +28,6 @@ from pipelines.validate import (
     check_same_schema,
     concat_files,
     conform,
-    day_bounds,
     validate_events,
     validate_items,
 )
@@ -191,24 +190,24 @@ def _keep_docs(ctx: RunContext, local: Path) -> str:
 
 
 def aggregate(ctx: RunContext) -> dict:
-    """Interaction, user and item features over the history window ending at ``ds``."""
+    """Interaction, user and item features for ``ds`` on the configured engine, merged from
+    daily summaries (built once per day) over the history window."""
+    from jobs.features import ensure_daily, merged
+    from pipelines.engines import open_engine
+
     started = time.perf_counter()
     _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
-    fs = ctx.settings.features
-    events = ctx.clean_events(fs.history_days)
-    _, as_of = day_bounds(ctx.ds)
-    outputs = {
-        "interactions": features.interactions(events, as_of, fs, ctx.settings.validate),
-        "users": features.users(events, as_of),
-        "items": features.items(events, as_of, fs),
-    }
+    days = ctx.window("clean", "events", days=ctx.settings.features.history_days)
+    with open_engine(ctx.settings) as engine:
+        built = ensure_daily(ctx, engine, days)
+        outputs = merged(ctx, engine, ctx.ds, days, ctx.catalog())
     for name, frame in outputs.items():
         ctx.lake.write_parquet(frame, "features", ctx.part, f"{name}.parquet")
-    log.info("features from %d events: %s", events.height,
-             ", ".join(f"{k}={v.height}" for k, v in outputs.items()))
-    return ctx.summary("aggregate", rows_in=events.height,
-                       rows_out={k: v.height for k, v in outputs.items()},
-                       seconds=time.perf_counter() - started)
+    log.info("features on %s from %d days (%d summaries built): %s", ctx.settings.engine,
+             len(days), built, ", ".join(f"{k}={v.height}" for k, v in outputs.items()))
+    return ctx.summary("aggregate", seconds=time.perf_counter() - started,
+                       engine=ctx.settings.engine, days=len(days), daily_built=built,
+                       rows_out={k: v.height for k, v in outputs.items()})
 
 
 def embed(ctx: RunContext) -> dict:
@@ -299,29 +298,41 @@ def train(ctx: RunContext) -> dict:
 
 
 def evaluate(ctx: RunContext) -> dict:
-    """Fit on the days before ``ds - holdout`` and score ALS and popularity on the rest."""
-    from pipelines.evaluate import candidate_lists, holdout_split, score_lists
+    """Fit on the features as of ``ds - holdout`` and score ALS and popularity on the days
+    after it."""
+    from jobs.features import ensure_daily, merged
+    from pipelines.engines import open_engine
+    from pipelines.evaluate import candidate_lists, holdout_truth, score_lists
 
     started = time.perf_counter()
     _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
-    events = ctx.clean_events(ctx.settings.features.history_days)
-    holdout = holdout_split(events, ctx.ds, ctx.settings)
-    if holdout.truth.is_empty() or holdout.train.is_empty():
-        metrics = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
-                                       "value": pl.Float64})
+    cutoff = ctx.ds - timedelta(days=ctx.settings.eval.holdout_days)
+    history = ctx.settings.features.history_days
+    all_days = ctx.window("clean", "events", days=history + ctx.settings.eval.holdout_days)
+    train_days = [d for d in all_days if cutoff - timedelta(days=history) < d <= cutoff]
+    test_days = [d for d in all_days if d > cutoff]
+    empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
+                                 "value": pl.Float64})
+    metrics, truth, n_train = empty, pl.DataFrame(schema={"user_id": pl.String}), 0
+    if train_days and test_days:
+        with open_engine(ctx.settings) as engine:
+            ensure_daily(ctx, engine, train_days)
+            train = merged(ctx, engine, cutoff, train_days, ctx.catalog())
+        test_events = ctx.read_partitions("clean/events", test_days)
+        truth = holdout_truth(test_events, train["interactions"], ctx.settings)
+        n_train = train["interactions"].height
+        if truth.height:
+            lists = candidate_lists(train["interactions"], train["items"], truth, ctx.settings)
+            metrics = score_lists(lists, truth, ctx.settings.eval.k)
+    if metrics.is_empty():
         log.warning("no held-out interactions of known users and items: nothing to evaluate")
-    else:
-        metrics = score_lists(candidate_lists(holdout, ctx.settings), holdout.truth,
-                              ctx.settings.eval.k)
     ctx.lake.write_parquet(metrics, "runs", ctx.part, "metrics.parquet")
     ctx.lake.write_json(metrics.to_dicts(), "runs", ctx.part, "metrics.json")
     for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])).iter_rows(named=True):
         log.info("%-10s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
-    return ctx.summary("evaluate", train_events=holdout.train.height,
-                       test_users=holdout.truth["user_id"].n_unique(),
-                       test_pairs=holdout.truth.height,
-                       cutoff=holdout.cutoff.isoformat(),
-                       seconds=time.perf_counter() - started)
+    return ctx.summary("evaluate", seconds=time.perf_counter() - started,
+                       cutoff=cutoff.isoformat(), train_pairs=n_train,
+                       test_users=truth["user_id"].n_unique(), test_pairs=truth.height)
 
 
 def precompute(ctx: RunContext) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelines.schema import EVENT_TYPES
 
-ENGINES = ("polars",)
+ENGINES = ("polars", "spark", "dask")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -30,6 +30,13 @@ class SparkSettings:
     master: str = "local[2]"
     shuffle_partitions: int = 8
     driver_memory: str = "2g"
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    scheduler: str = ""  # a scheduler address; empty starts a LocalCluster
+    workers: int = 2
+    threads_per_worker: int = 1
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class Settings:
     eval: EvalSettings = field(default_factory=EvalSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
+    dask: DaskSettings = field(default_factory=DaskSettings)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -23,6 +23,7 @@ def spark_session(cfg: SparkSettings, app: str = "recs") -> Iterator:
         .config("spark.driver.memory", cfg.driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )

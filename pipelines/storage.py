@@ -71,18 +71,18 @@ class Store:
         if not quiet:
             log.info("wrote %s (%d bytes)", self.url(*parts), len(data))
 
-    def write_parquet(self, df: pl.DataFrame, *parts: str) -> None:
+    def write_parquet(self, df: pl.DataFrame, *parts: str, quiet: bool = False) -> None:
         buf = io.BytesIO()
         df.write_parquet(buf, compression="zstd", statistics=True)
-        self._write_bytes(buf.getvalue(), parts)
+        self._write_bytes(buf.getvalue(), parts, quiet)
 
     def read_parquet(self, *parts: str) -> pl.DataFrame:
         with self.fs.open(self.path(*parts), "rb") as f:
             return pl.read_parquet(f)
 
-    def write_json(self, obj: Any, *parts: str) -> None:
+    def write_json(self, obj: Any, *parts: str, quiet: bool = False) -> None:
         text = json.dumps(obj, indent=2, sort_keys=True, default=str)
-        self._write_bytes(text.encode(), parts)
+        self._write_bytes(text.encode(), parts, quiet)
 
     def read_json(self, *parts: str) -> Any:
         with self.fs.open(self.path(*parts), "rb") as f:

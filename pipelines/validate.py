@@ -23,7 +23,7 @@ from pipelines.expectations import (
 )
 from pipelines.gx_runner import ExpectationOutcome, GxSession
 from pipelines.rawfiles import MALFORMED, RawFileError
-from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.schema import EVENT_COLUMNS, ITEM_COLUMNS
 
 SOURCE = "_source"
 REASONS = "reasons"
@@ -84,8 +84,9 @@ def conform(raw: pl.DataFrame, columns: dict[str, pl.DataType],
         raise RawFileError(f"{source}: missing required column(s) {', '.join(missing)}")
     add = [pl.lit(None, pl.String).alias(c) for c in (*columns, MALFORMED)
            if c not in raw.columns]
+    # A blank field is a missing one, however the writer quoted it.
     return raw.with_columns(*add, pl.lit(source).alias(SOURCE)).select(
-        [*columns, MALFORMED, SOURCE])
+        *_blank_to_null(tuple(columns)), MALFORMED, SOURCE)
 
 
 TYPED_COLUMNS = {
@@ -113,6 +114,7 @@ def check_same_schema(files: list[tuple[str, str, dict[str, str]]],
                       columns: dict[str, pl.DataType]) -> None:
     """Files of one partition must agree on the contract columns they carry and, within one
     format, on their declared types. ``files``: (url, format, dtypes by column)."""
+    files = [f for f in files if f[2]]  # an empty file has no columns to disagree with
     if not files:
         return
     first_url, first_fmt, first_types = files[0]
@@ -152,14 +154,12 @@ def _epoch_us(col: pl.Expr) -> pl.Expr:
 
 def prepare_events(raw: pl.DataFrame, catalog_ids: pl.Series,
                    accepted_ids: pl.Series) -> pl.DataFrame:
-    """The frame the event suite runs on: text columns, blank keys as nulls, typed columns.
+    """The frame the event suite runs on: the conformed text columns plus typed ones.
 
     ``catalog_ids``: item ids in the catalog as of ``ds``; ``accepted_ids``: event ids already
     accepted on earlier days.
     """
-    typed = raw.with_row_index(ROW).with_columns(
-        pl.col(ROW).cast(pl.Int64), *_blank_to_null(EVENT_REQUIRED)
-    ).with_columns(
+    typed = raw.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)).with_columns(
         parse_ts(pl.col("ts")).alias("_ts"),
         pl.col("value").str.strip_chars().cast(pl.Float64, strict=False).alias("_value"),
         pl.when(pl.col("item_id").is_null()).then(None)
@@ -172,9 +172,7 @@ def prepare_events(raw: pl.DataFrame, catalog_ids: pl.Series,
 
 def prepare_items(raw: pl.DataFrame) -> pl.DataFrame:
     """The frame the item suite runs on."""
-    return raw.with_row_index(ROW).with_columns(
-        pl.col(ROW).cast(pl.Int64), *_blank_to_null(ITEM_REQUIRED)
-    ).with_columns(
+    return raw.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)).with_columns(
         parse_ts(pl.col("updated_at")).alias("_updated_at"),
         parse_bool(pl.col("available")).alias("_available"),
     ).with_columns(_epoch_us(pl.col("_updated_at")).alias("_updated_at_us"))

@@ -136,9 +136,9 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "env", "match"),
     [
-        ('engine = "spark"\n', NO_ENV, "engine='spark'"),
+        ('engine = "flink"\n', NO_ENV, "engine='flink'"),
         ('device = "tpu"\n', NO_ENV, "device='tpu'"),
-        ("", {"RECS_ENGINE": "dask"}, "engine='dask'"),
+        ("", {"RECS_ENGINE": "pandas"}, "engine='pandas'"),
         ("", {"RECS_DEVICE": "gpu"}, "device='gpu'"),
         ('warehouse = "postgres://db"\n', NO_ENV, "warehouse="),
         ("[features.event_weights]\nlike = 1.0\n", NO_ENV, "unknown event types"),

@@ -9,8 +9,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipelines.config import FeatureSettings, ValidateSettings
-from pipelines.features import event_weight, interactions, items, users
 from pipelines.schema import EVENT_COLUMNS, EVENT_TYPES
+from tests.reference_features import event_weight, interactions, items, users
 
 DS = date(2024, 5, 10)
 AS_OF = datetime(2024, 5, 11, tzinfo=UTC)  # the end of ds

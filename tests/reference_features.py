@@ -1,4 +1,5 @@
-"""Interaction, user and item features over a history window (pure polars).
+"""The direct (non-incremental) feature formulas over raw events: the oracle that the
+incremental, multi-engine definitions in ``pipelines.feature_defs`` are tested against.
 
 Confidence of a (user, item) pair is the sum over its events of
 ``weight(event) * 0.5 ** (age_days / half_life_days)``, where the age is measured from the end

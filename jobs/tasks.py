@@ -83,12 +83,14 @@ def validate(ctx: RunContext) -> dict:
     accepted_ids = accepted["event_id"] if accepted is not None else pl.Series([], dtype=pl.String)
 
     with tempfile.TemporaryDirectory() as docs, ExitStack() as stack:
+        # On the Spark engine the suites run on GX's Spark data source; otherwise on pandas
+        # (GX has no Dask data source). Both give the same verdicts.
         spark = None
-        if cfg.engine == "spark":
+        if ctx.settings.engine == "spark":
             from pipelines.spark import spark_session
 
             spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
-        session = GxSession(cfg.engine, Path(docs), spark)
+        session = GxSession("spark" if spark else "polars", Path(docs), spark)
         items, item_outcomes = validate_items(items_raw, ctx.ds, session)
         known = items.clean["item_id"] if prior is None else pl.concat(
             [prior["item_id"], items.clean["item_id"]])

@@ -22,9 +22,6 @@ class ConfigError(ValueError):
     """A setting that is missing, unknown or out of range; the message names it."""
 
 
-VALIDATE_ENGINES = ("polars", "spark")
-
-
 @dataclass(frozen=True)
 class SparkSettings:
     master: str = "local[2]"
@@ -41,9 +38,6 @@ class DaskSettings:
 
 @dataclass(frozen=True)
 class ValidateSettings:
-    # Where the expectation suites run: on a pandas copy of the prepared frame (polars) or on a
-    # Spark DataFrame (GX's Spark data source); both give the same verdicts.
-    engine: str = "polars"
     lateness_hours: float = 48.0
     rating_min: float = 1.0
     rating_max: float = 5.0
@@ -124,9 +118,6 @@ class Settings:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine={self.engine!r}: expected one of {', '.join(ENGINES)}")
-        if self.validate.engine not in VALIDATE_ENGINES:
-            raise ConfigError(f"validate.engine={self.validate.engine!r}: expected one of "
-                              f"{', '.join(VALIDATE_ENGINES)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r}: expected one of {', '.join(DEVICES)}")
         if not self.warehouse.startswith("duckdb://"):

@@ -146,3 +146,22 @@ def test_engines_agree_on_movielens(ml100k_validated: Path, tmp_path: Path) -> N
         for name, frame in outputs["polars"].items():
             assert_frame_equal(outputs[engine][name], frame, check_exact=False, rel_tol=1e-9)
     assert outputs["polars"]["interactions"].height > 10_000
+
+
+@pytest.mark.slow
+def test_every_engine_publishes_the_same_recommendations(validated: Path,
+                                                         tmp_path: Path) -> None:
+    from jobs.flow import run_flow
+
+    published = {}
+    for engine in ("polars", "spark", "dask"):
+        copy = tmp_path / f"flow-{engine}"
+        shutil.copytree(validated, copy)
+        settings = replace(make_settings(copy), engine=engine)
+        ctx = RunContext(settings, LAST, "engines")
+        run_flow(ctx)
+        published[engine] = ctx.warehouse().query(
+            "select * from recs.recommendations_current order by user_id, rank")
+    assert published["polars"].height > 0
+    assert_frame_equal(published["spark"], published["polars"])
+    assert_frame_equal(published["dask"], published["polars"])

@@ -14,6 +14,7 @@ from pipelines.gx_runner import GxSession
 from pipelines.rawfiles import MALFORMED
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.validate import concat_files, conform, validate_events, validate_items
+from tests.test_validate_corpus import day1  # noqa: F401, F811 - the corpus workspace fixture
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +89,40 @@ def test_spark_and_default_paths_agree_row_by_row(spark) -> None:
         known = pl.concat([known, default[0].clean["item_id"]]).unique()
         accepted = pl.concat([accepted, events.clean["event_id"]])
     assert compared > 800
+
+
+def test_spark_and_default_paths_agree_on_the_corpus(spark, day1, tmp_path) -> None:  # noqa: F811
+    """Every row-level case of the bad-input corpus gets the same verdicts on both engines."""
+    import shutil
+
+    from jobs.tasks import _read_raw
+    from tests.test_validate_corpus import CORPUS, Rows, _context, write
+
+    compared = 0
+    for case in CORPUS:
+        if not isinstance(case.expected, Rows):
+            continue
+        root = tmp_path / case.name
+        shutil.copytree(day1, root)
+        write(root / "raw", case.files)
+        ctx = _context(root, case.validate)
+        items_raw, _, _ = _read_raw(ctx, "items", ITEM_COLUMNS, ITEM_REQUIRED)
+        events_raw, _, _ = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
+        prior = ctx.read_partitions("clean/items", ctx.lake.partitions("clean", "items"),
+                                    columns=["item_id"])["item_id"]
+        accepted = ctx.read_partitions("clean/events", ctx.lake.partitions("clean", "events"),
+                                       columns=["event_id"])["event_id"]
+        verdicts = {}
+        for name, session in (("polars", GxSession("polars")),
+                              ("spark", GxSession("spark", spark=spark))):
+            items, _ = validate_items(items_raw, ctx.ds, session)
+            known = pl.concat([prior, items.clean["item_id"]]).unique()
+            events, outcomes = validate_events(events_raw, ctx.ds, known, accepted,
+                                               ctx.settings.validate, session)
+            verdicts[name] = (items, events, [(o.reason, o.unexpected_count) for o in outcomes])
+        for left, right in zip(verdicts["polars"][:2], verdicts["spark"][:2], strict=True):
+            assert left.clean.equals(right.clean), case.name
+            assert left.quarantine.equals(right.quarantine), case.name
+        assert verdicts["polars"][2] == verdicts["spark"][2], case.name
+        compared += 1
+    assert compared >= 20

@@ -7,6 +7,7 @@ across machines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import resource
 import statistics
@@ -26,6 +27,41 @@ from pipelines.config import Settings
 from pipelines.generate import GenerateSpec, generate
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED
 from pipelines.validate import concat_files, conform, prepare_events, validate_events
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its children (a Spark JVM, Dask workers),
+    sampled every 0.2 s while the block runs."""
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while True:
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker may exit meanwhile
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            if self._stop.wait(0.2):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -96,25 +132,29 @@ def bench_aggregate(n_events: int, repeat: int) -> list[dict]:
             run_task("validate", RunContext(base, date(2026, 9, 1 + i), "bench"))
         n = RunContext(base, last, "bench").clean_events(days).height
         for engine in ("polars", "spark", "dask"):
-            first, later = [], []
+            first, later, peaks = [], [], []
             for r in range(repeat):
                 copy = Path(tmp) / f"{engine}-{r}"
                 shutil.copytree(root, copy)
                 settings = replace(base, raw_root=str(copy / "raw"),
                                    lake_root=str(copy / "lake"), engine=engine)
                 ctx = RunContext(settings, last, "bench")
-                t0 = time.perf_counter()
-                run_task("aggregate", ctx)
-                first.append(time.perf_counter() - t0)
+                with PeakMemory() as memory:
+                    t0 = time.perf_counter()
+                    run_task("aggregate", ctx)
+                    first.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 run_task("aggregate", ctx)
                 later.append(time.perf_counter() - t0)
+                peaks.append(memory.mib)
                 shutil.rmtree(copy)
             for what, times in (("first night (all daily summaries)", first),
                                 ("later night (merge only)", later)):
                 seconds = statistics.median(times)
                 rows.append({"step": f"aggregate/{engine}", "what": what, "rows": n,
-                             "seconds": seconds, "rows_per_s": n / seconds})
+                             "seconds": seconds, "rows_per_s": n / seconds,
+                             "peak_mib": statistics.median(peaks)
+                             if what.startswith("first") else None})
     floor = {r["what"]: r["seconds"] for r in rows if r["step"] == "aggregate/polars"}
     for r in rows:
         r["ratio_to_floor"] = r["seconds"] / floor[r["what"]]

@@ -138,9 +138,3 @@ def vectors_frame(keys: pl.Series, vectors: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame({keys.name: keys}).with_columns(
         pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, dim))
     )
-
-
-def to_matrix(frame: pl.DataFrame, column: str = "vector") -> np.ndarray:
-    if frame.is_empty():
-        return np.zeros((0, 0), dtype=np.float32)
-    return frame.get_column(column).to_numpy().astype(np.float32, copy=False)

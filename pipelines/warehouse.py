@@ -61,11 +61,6 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    def ensure_schema(self) -> None:
-        with self.connect() as con:
-            for statement in ddl_statements():
-                con.execute(statement)
-
     def publish(self, batch: RunBatch) -> int:
         """Stage, audit and publish one run; returns the number of rows published."""
         recs = batch.recommendations.with_columns(

@@ -142,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recs: configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
+        # Data and input problems explain themselves; anything else gets its traceback.
+        from jobs.tasks import EXPECTED_FAILURES
+
+        log.error("%s: %s", type(exc).__name__, exc,
+                  exc_info=not isinstance(exc, EXPECTED_FAILURES))
         return 1
 
 

@@ -20,7 +20,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
 from pipelines import quality
-from pipelines.rawfiles import MALFORMED, list_raw_files, read_raw_file
+from pipelines.rawfiles import MALFORMED, RawFileError, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.storage import partition
 from pipelines.validate import (
@@ -31,6 +31,7 @@ from pipelines.validate import (
     validate_events,
     validate_items,
 )
+from pipelines.warehouse import AuditError
 
 log = get_logger("tasks")
 
@@ -417,6 +418,11 @@ def _require(ctx: RunContext, parts: tuple[str, ...], task: str) -> None:
         raise UpstreamMissing(
             f"{ctx.lake.url(*parts)} is missing: run the '{task}' task for {ctx.ds} first")
 
+
+# Failures whose message says all an operator needs (the file, the column, the numbers).
+EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
+    MissingPartition, UpstreamMissing, RawFileError, quality.DataQualityError, AuditError,
+)
 
 TASKS: dict[str, Callable[[RunContext], dict]] = {
     "validate": validate,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -17,12 +17,10 @@ from jobs.context import RunContext
 from jobs.logs import get_logger
 from pipelines import feature_defs as fd
 from pipelines.engines import Engine, collect, union
+from pipelines.schema import day_start_us
 from pipelines.storage import partition
 
 log = get_logger("features")
-
-KINDS = ("pairs", "users", "items")
-
 
 def signal(ctx: RunContext) -> fd.Signal:
     fs, vs = ctx.settings.features, ctx.settings.validate
@@ -32,8 +30,7 @@ def signal(ctx: RunContext) -> fd.Signal:
 
 
 def _end_us(day: date) -> int:
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
-    return int(end.timestamp()) * 1_000_000
+    return day_start_us(day + timedelta(days=1))
 
 
 def _meta(ctx: RunContext, day: date) -> dict:

@@ -12,16 +12,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from pipelines.config import ValidateSettings
-from pipelines.schema import EVENT_REQUIRED, EVENT_TYPES, ITEM_REQUIRED
+from pipelines.schema import EVENT_REQUIRED, EVENT_TYPES, ITEM_REQUIRED, day_start_us
 
 DUPLICATE = "duplicate_event_id"
 # Expectations that describe the partition but do not quarantine rows: within-partition
 # duplicates are resolved by keeping the first delivery, the rest count as duplicates.
 REPORT_ONLY = {"event_id_unique_in_partition"}
-
-
-def _us(d: date) -> int:
-    return (d - date(1970, 1, 1)).days * 86_400_000_000
 
 
 def event_expectations(ds: date, cfg: ValidateSettings) -> list:
@@ -31,8 +27,8 @@ def event_expectations(ds: date, cfg: ValidateSettings) -> list:
     def meta(reason: str) -> dict:
         return {"reason": reason}
 
-    end_us = _us(ds + timedelta(days=1))
-    earliest_us = _us(ds) - int(cfg.lateness_hours * 3_600_000_000)
+    end_us = day_start_us(ds + timedelta(days=1))
+    earliest_us = day_start_us(ds) - int(cfg.lateness_hours * 3_600_000_000)
     rate, view = Column("event_type") == "rate", Column("event_type") == "view"
     suite = [
         gxe.ExpectColumnValuesToNotBeNull(column=c, meta=meta(f"missing_{c}"))
@@ -74,7 +70,7 @@ def item_expectations(ds: date) -> list:
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
-    end_us = _us(ds + timedelta(days=1))
+    end_us = day_start_us(ds + timedelta(days=1))
     suite = [
         gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"reason": f"missing_{c}"})
         for c in ITEM_REQUIRED

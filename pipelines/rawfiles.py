@@ -34,7 +34,7 @@ def list_raw_files(store: Store, kind: str, ds: date) -> list[str]:
     return [n for n in names if not n.startswith((".", "_")) and raw_format(n)]
 
 
-MALFORMED = "_malformed"  # set on a row made from a truncated last JSON line
+MALFORMED = "_malformed"  # on a row made from a truncated last JSON line: what the line held
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ def _json_lines(text: str, url: str) -> pl.DataFrame:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             if pos == len(lines) - 1 and not text.endswith("\n"):
-                rows.append({MALFORMED: "truncated last line"})
+                # Kept (cut to a readable length) so the quarantine shows what arrived.
+                rows.append({MALFORMED: f"truncated last line: {line[:1000]}"})
                 continue
             raise RawFileError(f"{url}: line {n} is not valid JSON ({exc.msg})") from exc
         if not isinstance(row, dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase", "rate", "review")
@@ -27,6 +29,11 @@ ITEM_COLUMNS: dict[str, pl.DataType] = {
     "updated_at": pl.Datetime("us", "UTC"),
 }
 ITEM_REQUIRED: tuple[str, ...] = ("item_id", "title", "updated_at")
+
+def day_start_us(day: date) -> int:
+    """Microseconds since the epoch at 00:00 UTC of ``day`` (partition days are UTC days)."""
+    return (day - date(1970, 1, 1)).days * 86_400_000_000
+
 
 RAW_FORMATS: dict[str, str] = {
     ".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json",

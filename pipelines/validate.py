@@ -10,7 +10,7 @@ raise ``RawFileError`` naming the file and the column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 import polars as pl
 
@@ -44,11 +44,6 @@ class Verdict:
     @property
     def n_quarantined(self) -> int:
         return self.quarantine.height - self.n_duplicates
-
-
-def day_bounds(ds: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(ds, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def parse_ts(col: pl.Expr) -> pl.Expr:
@@ -224,7 +219,7 @@ def events_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -
     quarantine = (
         judged.filter(~is_clean)
         .sort(ROW)
-        .select([*EVENT_COLUMNS, SOURCE, pl.col(REASONS).list.join(",")])
+        .select([*EVENT_COLUMNS, MALFORMED, SOURCE, pl.col(REASONS).list.join(",")])
     )
     n_dup = quarantine.filter(pl.col(REASONS) == DUPLICATE).height
     return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=n_dup)
@@ -239,7 +234,7 @@ def items_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) ->
         pl.col("_updated_at").alias("updated_at"),
     )
     quarantine = judged.filter(~is_clean).sort(ROW).select(
-        [*ITEM_COLUMNS, SOURCE, pl.col(REASONS).list.join(",")]
+        [*ITEM_COLUMNS, MALFORMED, SOURCE, pl.col(REASONS).list.join(",")]
     )
     return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=0)
 

@@ -122,7 +122,7 @@ def test_quarantine_keeps_raw_text() -> None:
     assert row["value"] == "-3.50"
     assert row["ts"] == "2024-05-01 10:00:00"
     assert row["reasons"] == "negative_dwell"
-    assert v.quarantine.columns == [*EVENT_COLUMNS, SOURCE, "reasons"]
+    assert v.quarantine.columns == [*EVENT_COLUMNS, MALFORMED, SOURCE, "reasons"]
 
 
 def test_several_reasons_are_all_listed() -> None:
@@ -359,3 +359,21 @@ def test_latest_catalog_tie_goes_to_the_later_row() -> None:
 def test_latest_catalog_of_nothing() -> None:
     empty = _catalog_rows([])
     assert latest_catalog(empty).is_empty()
+
+
+def test_truncated_last_json_line_is_quarantined_with_its_text(tmp_path) -> None:
+    from pipelines.rawfiles import read_raw_file
+    from pipelines.storage import Store
+
+    folder = tmp_path / "events" / f"ds={DS}"
+    folder.mkdir(parents=True)
+    good = '{"event_id": "a", "user_id": "u1", "item_id": "i1", "event_type": "view", ' \
+        f'"ts": "{DS}T10:00:00Z", "value": 3}}'
+    (folder / "part.jsonl").write_text(good + '\n{"event_id": "b", "user_')
+    raw = read_raw_file(Store(str(tmp_path)), "events", DS, "part.jsonl")
+    text = concat_files([conform(raw.frame, EVENT_COLUMNS, EVENT_REQUIRED, raw.url)],
+                        EVENT_COLUMNS)
+    v = _events(text)
+    assert (v.n_raw, v.n_clean, v.n_quarantined) == (2, 1, 1)
+    assert v.quarantine[MALFORMED][0] == 'truncated last line: {"event_id": "b", "user_'
+    assert v.quarantine["reasons"][0].startswith("malformed_line")

@@ -102,16 +102,18 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         task = _median_seconds(lambda: run_task("validate", ctx), repeat)
     return [
         {"step": "validate", "what": "polars preparation only (floor)", "rows": rows,
-         "seconds": floor, "rows_per_s": rows / floor, "ratio_to_floor": 1.0},
+         "seconds": floor, "rows_per_s": rows / floor, "ratio_to_peer": 1.0},
         {"step": "validate", "what": "GX suites + verdicts", "rows": rows,
-         "seconds": gx, "rows_per_s": rows / gx, "ratio_to_floor": gx / floor},
+         "seconds": gx, "rows_per_s": rows / gx, "ratio_to_peer": gx / floor},
         {"step": "validate", "what": "whole task (read, GX, write, dq_results, docs)",
          "rows": rows, "seconds": task, "rows_per_s": rows / task,
-         "ratio_to_floor": task / floor},
+         "ratio_to_peer": task / floor},
     ]
 
 
-def bench_aggregate(n_events: int, repeat: int) -> list[dict]:
+def bench_aggregate(n_events: int, repeat: int,
+                    engines: tuple[str, ...] = ("polars", "spark", "dask"),
+                    spark_memory: str = "") -> list[dict]:
     """Feature aggregation of 30 days holding ``n_events`` on each engine: the first night
     (every daily summary built) and a later night (summaries reused, only the merge)."""
     import shutil
@@ -127,11 +129,13 @@ def bench_aggregate(n_events: int, repeat: int) -> list[dict]:
         base = replace(Settings(), raw_root=str(root / "raw"), lake_root=str(root / "lake"),
                        warehouse=f"duckdb:///{root / 'wh.duckdb'}")
         base = replace(base, validate=replace(base.validate, accept_anomalies=True))
+        if spark_memory:  # local mode: the driver's heap is all the memory Spark has
+            base = replace(base, spark=replace(base.spark, driver_memory=spark_memory))
         write_days(base.raw_root, generate(spec), "parquet")
         for i in range(days):
             run_task("validate", RunContext(base, date(2026, 9, 1 + i), "bench"))
         n = RunContext(base, last, "bench").clean_events(days).height
-        for engine in ("polars", "spark", "dask"):
+        for engine in engines:
             first, later, peaks = [], [], []
             for r in range(repeat):
                 copy = Path(tmp) / f"{engine}-{r}"
@@ -157,11 +161,22 @@ def bench_aggregate(n_events: int, repeat: int) -> list[dict]:
                              if what.startswith("first") else None})
     floor = {r["what"]: r["seconds"] for r in rows if r["step"] == "aggregate/polars"}
     for r in rows:
-        r["ratio_to_floor"] = r["seconds"] / floor[r["what"]]
+        r["ratio_to_peer"] = r["seconds"] / floor[r["what"]] if floor else None
     return rows
 
 
-BENCHES = {"validate": bench_validate, "aggregate": bench_aggregate}
+def _embed(args: argparse.Namespace) -> list[dict]:
+    from jobs.bench_embed import bench_embed
+
+    return bench_embed(args.texts, args.repeat, args.device)
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+    "validate": lambda a: bench_validate(a.events, a.repeat),
+    "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
+                                           a.spark_memory),
+    "embed": _embed,
+}
 
 
 def main() -> None:
@@ -169,16 +184,24 @@ def main() -> None:
     parser.add_argument("benches", nargs="*", default=list(BENCHES), choices=list(BENCHES))
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="polars,spark,dask",
+                        help="aggregation engines to compare, comma-separated")
+    parser.add_argument("--spark-memory", default="",
+                        help="Spark driver memory for aggregation (default: [spark] setting)")
+    parser.add_argument("--texts", type=int, default=512,
+                        help="Amazon item texts to embed (../shared/data or $RECS_AMAZON_DIR)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {platform.python_version()}, "
           f"{__import__('os').cpu_count()} cores")
     rows = []
     for name in args.benches:
-        rows += BENCHES[name](args.events, args.repeat)
-    with pl.Config(tbl_rows=50, tbl_width_chars=160, fmt_str_lengths=60,
+        rows += BENCHES[name](args)
+    with pl.Config(tbl_rows=50, tbl_width_chars=200, fmt_str_lengths=80,
                    tbl_hide_dataframe_shape=True):
-        print(pl.DataFrame(rows).with_columns(pl.col("seconds", "rows_per_s",
-                                                     "ratio_to_floor").round(2)))
+        table = pl.DataFrame(rows, infer_schema_length=None)
+        print(table.with_columns(pl.col(c).round(3) for c in table.columns
+                                 if table[c].dtype.is_float()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the benchmark process: {peak_mb:.0f} MiB")
 

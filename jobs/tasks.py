@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -32,6 +33,9 @@ from pipelines.validate import (
     validate_items,
 )
 from pipelines.warehouse import AuditError
+
+if TYPE_CHECKING:
+    from pipelines.embed import Encoder
 
 log = get_logger("tasks")
 
@@ -214,8 +218,9 @@ def aggregate(ctx: RunContext) -> dict:
 
 
 def embed(ctx: RunContext) -> dict:
-    """Embed item texts and user-history texts, reusing cached vectors of unchanged texts."""
-    from pipelines.embed import Encoder, vectors_frame
+    """Embed item texts and user-history texts, reusing the cached vectors of unchanged texts,
+    and move the user-interest memory of the users active on ``ds``."""
+    from pipelines.embed import Encoder
     from pipelines.texts import item_texts, text_hash, user_texts
 
     started = time.perf_counter()
@@ -223,41 +228,86 @@ def embed(ctx: RunContext) -> dict:
     cfg = ctx.settings.embed
     catalog = ctx.catalog()
     events = ctx.clean_events(ctx.settings.features.history_days)
+    encoder = Encoder.load(cfg, ctx.settings.device)
     texts = {
         "items": item_texts(catalog, cfg.item_template).rename({"item_id": "key"}),
         "users": user_texts(events, catalog, cfg.history_k).rename({"user_id": "key"}),
     }
-    encoder = Encoder.load(cfg, ctx.settings.device)
-    cache_parts = ("embeddings", "cache", encoder.identity)
+    for kind, frame in texts.items():
+        fitted = pl.Series("text", encoder.fit(frame["text"].to_list()), dtype=pl.String)
+        texts[kind] = frame.with_columns(fitted, text_hash(fitted).alias("text_hash"))
+
+    cache_parts = ("embeddings", "cache", encoder.cache_key)
     cache_days = [d for d in ctx.lake.partitions(*cache_parts) if d <= ctx.ds]
     cached = ctx.read_partitions("/".join(cache_parts), cache_days)
-    cached = cached if cached is not None else pl.DataFrame(
+    cached = (cached if cached is not None else pl.DataFrame(
         schema={"text_hash": pl.String, "vector": pl.Array(pl.Float32, encoder.dim)})
-    # A rerun of this ds must not count its own cache entries as new work.
-    todays = ctx.lake.exists(*cache_parts, ctx.part)
-    counts = {}
-    new_vectors = []
+    ).unique("text_hash", keep="first", maintain_order=True)
+    missing = (pl.concat([f.select("text", "text_hash") for f in texts.values()])
+               .join(cached, on="text_hash", how="anti").unique("text_hash").sort("text_hash"))
+    log.info("%d distinct texts to embed on %s (%s)", missing.height, encoder.device,
+             encoder.precision)
+    fresh = _encode(ctx, encoder, missing)
+    table = pl.concat([cached, fresh])
+    counts, vectors = {}, {}
     for kind, frame in texts.items():
-        frame = frame.with_columns(text_hash(frame["text"]).alias("text_hash"))
-        missing = frame.join(cached, on="text_hash", how="anti").unique("text_hash",
-                                                                      maintain_order=True)
-        log.info("%s: %d texts, %d to embed", kind, frame.height, missing.height)
-        vecs = encoder.encode(missing["text"].to_list())
-        fresh = vectors_frame(missing["text_hash"], vecs)
-        new_vectors.append(fresh)
-        table = pl.concat([cached, fresh]).unique("text_hash", keep="first")
-        out = frame.join(table, on="text_hash", how="left").select(
-            pl.col("key").alias("item_id" if kind == "items" else "user_id"), "text_hash",
-            "vector")
-        ctx.lake.write_parquet(out.sort(out.columns[0]), "embeddings", kind, ctx.part,
-                               "part-0.parquet")
-        counts[kind] = {"texts": frame.height, "embedded": missing.height,
-                        "reused": frame.height - missing.height}
-    fresh_all = pl.concat(new_vectors).unique("text_hash").sort("text_hash")
-    if fresh_all.height or not todays:
-        ctx.lake.write_parquet(fresh_all, *cache_parts, ctx.part, "part-0.parquet")
-    return ctx.summary("embed", model=encoder.identity, device=encoder.device, **counts,
+        key = "item_id" if kind == "items" else "user_id"
+        vectors[kind] = (frame.join(table, on="text_hash", how="left")
+                         .select(pl.col("key").alias(key), "text_hash",
+                                 pl.lit(encoder.cache_key).alias("model"), "vector")
+                         .sort(key))
+        ctx.lake.write_parquet(vectors[kind], "embeddings", kind, ctx.part, "part-0.parquet")
+        new = frame["text_hash"].is_in(missing["text_hash"].implode()).sum()
+        counts[kind] = {"texts": frame.height, "embedded": int(new),
+                        "reused": frame.height - int(new)}
+    # A rerun of this ds must not count its own cache entries as new work.
+    if fresh.height or not ctx.lake.exists(*cache_parts, ctx.part):
+        ctx.lake.write_parquet(fresh, *cache_parts, ctx.part, "part-0.parquet")
+    interest = _update_interest(ctx, vectors["users"], encoder.cache_key)
+    return ctx.summary("embed", model=encoder.cache_key, device=encoder.device,
+                       precision=encoder.precision, batch_size=encoder.batch_size,
+                       shards=cfg.shards, **counts, interest=interest,
                        seconds=time.perf_counter() - started)
+
+
+def _encode(ctx: RunContext, encoder: Encoder, texts: pl.DataFrame) -> pl.DataFrame:
+    """``text_hash, vector`` for ``texts``: in this process, or in shards on Dask workers."""
+    from pipelines.embed import vectors_frame
+
+    shards = ctx.settings.embed.shards
+    if shards == 1 or texts.height < 2:
+        return vectors_frame(texts["text_hash"], encoder.encode(texts["text"].to_list()))
+    from pipelines.embed_shards import embedding_client, encode_sharded
+
+    with embedding_client(ctx.settings.dask, encoder.device) as client:
+        vecs = encode_sharded(client, texts["text"].to_list(), ctx.settings.embed,
+                              encoder.device, shards, encoder.dim)
+    return vectors_frame(texts["text_hash"], vecs)
+
+
+def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict:
+    """The interest memory after ``ds`` from the state of the latest earlier day."""
+    from pipelines.interest import empty_state, update_interest
+
+    dim = history.schema["vector"].size
+    earlier = [d for d in ctx.lake.partitions("embeddings", "interest") if d < ctx.ds]
+    prev = empty_state(dim)
+    if earlier:
+        stored = ctx.lake.read_parquet("embeddings", "interest", partition(earlier[-1]),
+                                       "part-0.parquet")
+        if stored.height and stored["model"][0] != model:
+            log.warning("interest memory of %s was built with %s, not %s: it starts afresh",
+                        earlier[-1], stored["model"][0], model)
+        else:
+            prev = stored.drop("model")
+    active = ctx.read_partitions("clean/events", [ctx.ds])["user_id"].unique()
+    today = history.filter(pl.col("user_id").is_in(active.implode())).select("user_id",
+                                                                            "vector")
+    state = update_interest(prev, today, ctx.settings.embed.interest_alpha, ctx.ds)
+    ctx.lake.write_parquet(state.with_columns(pl.lit(model).alias("model")),
+                           "embeddings", "interest", ctx.part, "part-0.parquet")
+    return {"users": state.height, "updated": today.height,
+            "from": earlier[-1].isoformat() if earlier else None}
 
 
 def _model_version(ctx: RunContext, interactions_bytes: bytes) -> tuple[str, dict]:
@@ -325,7 +375,9 @@ def evaluate(ctx: RunContext) -> dict:
         truth = holdout_truth(test_events, train["interactions"], ctx.settings)
         n_train = train["interactions"].height
         if truth.height:
-            lists = candidate_lists(train["interactions"], train["items"], truth, ctx.settings)
+            interest, item_vectors = _vectors_as_of(ctx, cutoff)
+            lists = candidate_lists(train["interactions"], train["items"], truth, ctx.settings,
+                                    interest, item_vectors)
             metrics = score_lists(lists, truth, ctx.settings.eval.k)
     if metrics.is_empty():
         log.warning("no held-out interactions of known users and items: nothing to evaluate")
@@ -336,6 +388,18 @@ def evaluate(ctx: RunContext) -> dict:
     return ctx.summary("evaluate", seconds=time.perf_counter() - started,
                        cutoff=cutoff.isoformat(), train_pairs=n_train,
                        test_users=truth["user_id"].n_unique(), test_pairs=truth.height)
+
+
+def _vectors_as_of(ctx: RunContext, cutoff: date) -> tuple[pl.DataFrame | None,
+                                                            pl.DataFrame | None]:
+    """The interest memory and item vectors of the cut-off day, when the embed task ran then."""
+    parts = ("embeddings", "interest", partition(cutoff), "part-0.parquet")
+    items = ("embeddings", "items", partition(cutoff), "part-0.parquet")
+    if not (ctx.lake.exists(*parts) and ctx.lake.exists(*items)):
+        log.info("no embeddings for %s: the embedding model is not evaluated", cutoff)
+        return None, None
+    return (ctx.lake.read_parquet(*parts).select("user_id", "vector"),
+            ctx.lake.read_parquet(*items).select("item_id", "vector"))
 
 
 def precompute(ctx: RunContext) -> dict:

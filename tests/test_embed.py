@@ -1,16 +1,21 @@
-"""The bundled encoder, loaded offline: unit vectors, order and batch-size invariance."""
+"""The bundled encoder, loaded offline: unit vectors, token-limit cuts, precision, and the same
+vectors for any batch size, order or sharding."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipelines.config import EmbedSettings
+from pipelines.config import DaskSettings, EmbedSettings
 from pipelines.embed import Encoder, ModelNotFound, model_identity, resolve_model_path
+from pipelines.embed_shards import embedding_client, encode_sharded, shard_indices
 
 TEXTS = [
     "Observing Saturn's rings with a small backyard telescope",
@@ -63,3 +68,56 @@ def test_unknown_model_is_a_clear_error() -> None:
 
 def test_empty_input(encoder: Encoder) -> None:
     assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_fit_cuts_long_texts_at_the_token_limit(encoder: Encoder) -> None:
+    long = "telescope mirror " * 400
+    edited = long + "a different ending past the limit"
+    fitted, fitted_edit, short = encoder.fit([long, edited, "jazz"])
+    assert short == "jazz"
+    assert fitted == fitted_edit and long.startswith(fitted)
+    # The cut text fills the model's window exactly, special tokens included.
+    assert len(encoder.tokenizer(fitted)["input_ids"]) == encoder.max_tokens
+    np.testing.assert_allclose(encoder.encode([fitted]), encoder.encode([long]), atol=1e-6)
+
+
+def test_device_defaults_and_precision() -> None:
+    cpu = Encoder.load(EmbedSettings(), "cpu")
+    assert (cpu.batch_size, cpu.precision, cpu.max_tokens) == (64, "fp32", 256)
+    assert cpu.cache_key == f"{cpu.identity}-fp32"
+    assert Encoder.load(EmbedSettings(max_length=4096), "cpu").max_tokens == 512  # the model's
+    with pytest.raises(RuntimeError, match="fp16 needs a CUDA device"):
+        Encoder.load(EmbedSettings(precision="fp16"), "cpu")
+    bf16 = Encoder.load(EmbedSettings(precision="bf16"), "cpu")
+    assert bf16.cache_key != cpu.cache_key
+    cosines = (bf16.encode(TEXTS) * cpu.encode(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.99
+
+
+def test_loads_offline_with_an_unreachable_hub(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
+    code = ("from pipelines.config import EmbedSettings; from pipelines.embed import Encoder; "
+            "print(Encoder.load(EmbedSettings(), 'cpu').encode(['offline']).shape)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 384)"
+    assert not (tmp_path / "hf-home").exists()  # nothing was downloaded or cached
+
+
+def test_shards_deal_every_text_once() -> None:
+    texts = ["x" * n for n in (5, 1, 9, 3, 7)]
+    parts = shard_indices(texts, 2)
+    assert sorted(np.concatenate(parts).tolist()) == [0, 1, 2, 3, 4]
+    assert [len(p) for p in parts] == [3, 2]
+    assert len(shard_indices(texts[:1], 4)) == 1  # no empty shards
+
+
+@pytest.mark.slow
+def test_sharded_on_dask_workers_equals_one_process(encoder: Encoder) -> None:
+    texts = TEXTS * 3 + ["telescope " * n for n in range(1, 30, 3)]
+    with embedding_client(DaskSettings(workers=2, threads_per_worker=1), "cpu") as client:
+        sharded = encode_sharded(client, texts, EmbedSettings(batch_size=4), "cpu", 3,
+                                 encoder.dim)
+    np.testing.assert_allclose(sharded, encoder.encode(texts), atol=1e-5)

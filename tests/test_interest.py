@@ -1,0 +1,159 @@
+"""User-interest memory: the EMA on a hand-computed case, and the nightly embed task's cache and
+state across days, reruns and out-of-order backfills."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from jobs.context import RunContext, default_run_id
+from jobs.tasks import run_task
+from pipelines.interest import empty_state, update_interest
+from pipelines.storage import partition
+from tests.conftest import SMALL_SPEC, make_settings, prepare_history
+
+D0, D1 = date(2026, 1, 1), date(2026, 1, 2)
+
+
+def _vectors(rows: dict[str, list[float]]) -> pl.DataFrame:
+    return pl.DataFrame({"user_id": list(rows)}).with_columns(
+        pl.Series("vector", np.array(list(rows.values()), dtype=np.float32),
+                  dtype=pl.Array(pl.Float32, 2)))
+
+
+def _as_dict(state: pl.DataFrame) -> dict[str, tuple]:
+    return {r["user_id"]: (r["updated"], r["updates"], list(r["vector"]))
+            for r in state.iter_rows(named=True)}
+
+
+def test_ema_on_a_hand_computed_case() -> None:
+    prev = _vectors({"a": [1.0, 0.0], "c": [0.0, 1.0]}).with_columns(
+        pl.lit(D0).alias("updated"), pl.lit(2, dtype=pl.Int32).alias("updates"))
+    today = _vectors({"a": [0.0, 1.0], "b": [3.0, 4.0]})
+    got = _as_dict(update_interest(prev, today, alpha=0.25, ds=D1))
+    # a: 0.75 * (1, 0) + 0.25 * (0, 1) = (0.75, 0.25), norm sqrt(0.625)
+    norm = 0.625 ** 0.5
+    assert got["a"][:2] == (D1, 3)
+    np.testing.assert_allclose(got["a"][2], [0.75 / norm, 0.25 / norm], rtol=1e-6)
+    assert got["b"][:2] == (D1, 1)                      # new: starts at h, normalised
+    np.testing.assert_allclose(got["b"][2], [0.6, 0.8], rtol=1e-6)
+    assert got["c"] == (D0, 2, [0.0, 1.0])              # inactive: kept as it was
+    assert list(got) == ["a", "b", "c"]
+
+
+def test_first_day_and_alpha_one() -> None:
+    today = _vectors({"a": [0.0, 2.0]})
+    first = update_interest(empty_state(2), today, alpha=0.3, ds=D0)
+    assert _as_dict(first) == {"a": (D0, 1, [0.0, 1.0])}
+    moved = update_interest(first, _vectors({"a": [1.0, 0.0]}), alpha=1.0, ds=D1)
+    assert _as_dict(moved)["a"][2] == [1.0, 0.0]        # alpha 1 forgets the past
+
+
+def test_dimension_mismatch_is_an_error() -> None:
+    prev = update_interest(empty_state(2), _vectors({"a": [1.0, 0.0]}), 0.5, D0)
+    today = pl.DataFrame({"user_id": ["a"]}).with_columns(
+        pl.Series("vector", np.ones((1, 3), dtype=np.float32), dtype=pl.Array(pl.Float32, 3)))
+    with pytest.raises(ValueError, match="2-d vectors"):
+        update_interest(prev, today, 0.5, D1)
+
+
+# --- the embed task over several nights ------------------------------------------------------
+
+LAST = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
+DAYS = [LAST - timedelta(days=2), LAST - timedelta(days=1), LAST]
+
+
+def _night(settings, ds: date, tasks=("validate", "aggregate", "embed")) -> None:
+    for task in tasks:
+        run_task(task, RunContext(settings, ds, default_run_id(ds)))
+
+
+def _read(settings, *parts: str) -> pl.DataFrame:
+    return RunContext(settings, DAYS[-1], "-").lake.read_parquet(*parts)
+
+
+def _state(settings, ds: date) -> pl.DataFrame:
+    return _read(settings, "embeddings", "interest", partition(ds), "part-0.parquet")
+
+
+def _summary(settings, ds: date) -> dict:
+    return RunContext(settings, ds, "-").lake.read_json("runs", partition(ds), "embed.json")
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("interest")
+    settings = make_settings(root)
+    prepare_history(settings, SMALL_SPEC, DAYS[0])
+    for ds in DAYS:
+        _night(settings, ds)
+    return root
+
+
+@pytest.mark.slow
+def test_state_follows_the_rule_from_day_to_day(nights: Path) -> None:
+    settings = make_settings(nights)
+    alpha = settings.embed.interest_alpha
+    prev, state = _state(settings, DAYS[1]), _state(settings, DAYS[2])
+    history = _read(settings, "embeddings", "users", partition(DAYS[2]), "part-0.parquet")
+    active = set(_read(settings, "clean", "events", partition(DAYS[2]),
+                       "part-0.parquet")["user_id"])
+    assert 0 < len(active) < state.height
+    for row in state.iter_rows(named=True):
+        before = prev.filter(pl.col("user_id") == row["user_id"])
+        if row["user_id"] not in active:
+            assert row["updated"] < DAYS[2] and list(before["vector"][0]) == list(row["vector"])
+            continue
+        h = np.asarray(history.filter(pl.col("user_id") == row["user_id"])["vector"][0])
+        u = h if before.is_empty() else (1 - alpha) * np.asarray(before["vector"][0]) + alpha * h
+        np.testing.assert_allclose(row["vector"], u / np.linalg.norm(u), atol=1e-6)
+        assert row["updated"] == DAYS[2]
+
+
+@pytest.mark.slow
+def test_next_day_embeds_only_new_or_changed_texts(nights: Path) -> None:
+    settings = make_settings(nights)
+    cache = RunContext(settings, DAYS[-1], "-").read_partitions(
+        "embeddings/cache/" + _summary(settings, DAYS[2])["model"], DAYS[:2])
+    known = set(cache["text_hash"])
+    summary = _summary(settings, DAYS[2])
+    for kind in ("items", "users"):
+        hashes = _read(settings, "embeddings", kind, partition(DAYS[2]),
+                       "part-0.parquet")["text_hash"]
+        new = sum(h not in known for h in hashes)
+        assert summary[kind]["embedded"] == new
+        assert summary[kind]["reused"] == hashes.len() - new
+    assert summary["users"]["reused"] > 0 and summary["users"]["embedded"] > 0
+
+
+@pytest.mark.slow
+def test_rerun_and_out_of_order_backfill_give_the_same_state(
+        nights: Path, tmp_path: Path) -> None:
+    reference = {ds: _state(make_settings(nights), ds) for ds in DAYS}
+    copy = tmp_path / "copy"
+    shutil.copytree(nights, copy)
+    settings = make_settings(copy)
+    for ds in (DAYS[1], DAYS[0], DAYS[2]):  # a backfill of older days after the newest ran
+        _night(settings, ds, tasks=("embed",))
+        assert _summary(settings, ds)["items"]["embedded"] == 0
+        assert _summary(settings, ds)["users"]["embedded"] == 0
+    for ds in DAYS:
+        assert _state(settings, ds).equals(reference[ds]), ds
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_embedding_model_from_the_cutoff_state(nights: Path) -> None:
+    settings = make_settings(nights)
+    settings = replace(settings, eval=replace(settings.eval, holdout_days=2))  # cut-off DAYS[0]
+    summary = run_task("evaluate", RunContext(settings, DAYS[2], "eval"))
+    assert summary["cutoff"] == DAYS[0].isoformat()
+    metrics = _read(settings, "runs", partition(DAYS[2]), "metrics.parquet")
+    assert set(metrics["model"]) == {"als", "popularity", "embedding"}
+    embedding = metrics.filter(pl.col("model") == "embedding")
+    assert embedding["value"].is_between(0, 1).all() and embedding["value"].max() > 0

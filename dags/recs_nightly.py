@@ -48,11 +48,15 @@ DEFAULT_ARGS = {
                         description="feature aggregation engine"),
         "device": Param(None, type=["null", "string"], enum=[None, "auto", "cpu", "cuda"],
                         description="device for embedding"),
+        "trainer": Param(None, type=["null", "string"], enum=[None, "implicit", "spark_als"],
+                         description="ALS trainer: implicit in process, or Spark MLlib"),
         "top_n": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
                        description="recommendations per user"),
         "accept_anomalies": Param(False, type="boolean",
                                   description="take a day whose quarantine share or volume "
                                               "breaks its data-quality rule"),
+        "force_publish": Param(False, type="boolean",
+                               description="publish even if the quality gate refuses the model"),
     },
 )
 def recs_nightly():
@@ -94,7 +98,8 @@ def recs_nightly():
     checked = validate()
     features = aggregate()
     scored = precompute()
-    checked >> features >> [embed(), train()] >> scored
+    # The hybrid needs the day's item vectors and interest memory.
+    checked >> features >> embed() >> train() >> scored
     [scored, checked >> evaluate()] >> publish()
 
 

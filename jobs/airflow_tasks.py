@@ -13,8 +13,10 @@ from typing import Any
 PARAM_OVERRIDES = {
     "engine": "engine",
     "device": "device",
+    "trainer": "trainer",
     "top_n": "serve.top_n",
     "accept_anomalies": "validate.accept_anomalies",
+    "force_publish": "gate.force_publish",
 }
 
 
@@ -25,7 +27,7 @@ def _context(context: Mapping[str, Any]):
 
     setup_logging()
     params = context.get("params") or {}
-    # None (and a false accept_anomalies) means "not set for this run".
+    # None (and a false boolean flag) means "not set for this run".
     overrides = {key: params.get(name) or None for name, key in PARAM_OVERRIDES.items()}
     settings = load_settings(overrides=overrides)
     return RunContext(settings, date.fromisoformat(context["ds"]), context["run_id"])

@@ -30,12 +30,16 @@ from pipelines.validate import concat_files, conform, prepare_events, validate_e
 
 
 class PeakMemory:
-    """Peak resident memory of this process and all its children (a Spark JVM, Dask workers),
-    sampled every 0.2 s while the block runs."""
+    """Peak resident memory of this process and the children it starts while the block runs
+    (a Spark JVM, Dask workers), sampled every 0.2 s. Children that already existed (the JVM an
+    earlier Spark run leaves behind) are not counted."""
 
     def __enter__(self) -> PeakMemory:
         import threading
 
+        import psutil
+
+        self._before = {p.pid for p in psutil.Process().children(recursive=True)}
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -48,7 +52,8 @@ class PeakMemory:
         me = psutil.Process()
         while True:
             total = 0
-            for proc in [me, *me.children(recursive=True)]:
+            for proc in [me, *(p for p in me.children(recursive=True)
+                               if p.pid not in self._before)]:
                 with contextlib.suppress(psutil.Error):  # a worker may exit meanwhile
                     total += proc.memory_info().rss
             self.peak = max(self.peak, total)

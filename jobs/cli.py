@@ -25,8 +25,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         "engine": getattr(args, "engine", None),
         "device": getattr(args, "device", None),
+        "trainer": getattr(args, "trainer", None),
         "serve.top_n": getattr(args, "top_n", None),
         "validate.accept_anomalies": getattr(args, "accept_anomalies", None) or None,
+        "gate.force_publish": getattr(args, "force_publish", None) or None,
     }
     return load_settings(args.config, overrides=overrides)
 
@@ -80,6 +82,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir), days=args.days, use_airflow=args.airflow)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from jobs.context import RunContext
+    from jobs.tune import TuneError, tune
+
+    ctx = RunContext(_settings(args), args.ds, f"tune__{args.ds.isoformat()}")
+    try:
+        tune(ctx, n_trials=args.trials, timeout=args.timeout,
+             out=Path(args.out) if args.out else None)
+    except TuneError as exc:
+        print(f"recs: tune: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from jobs.experiment import run_experiment
+
+    workdir = Path(args.workdir.replace("<dataset>", args.dataset))
+    table = run_experiment(args.dataset, workdir, _settings(args), Path(args.folder),
+                           args.holdout_days, args.validation_days)
+    with pl.Config(tbl_rows=100, tbl_width_chars=200, float_precision=4,
+                   tbl_hide_dataframe_shape=True):
+        print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recs", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (default: $RECS_CONFIG)")
@@ -91,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--engine", help="feature engine (overrides RECS_ENGINE)")
         p.add_argument("--device", help="auto, cpu or cuda (overrides RECS_DEVICE)")
         p.add_argument("--top-n", type=int, help="list length per user")
+        p.add_argument("--trainer", help="implicit or spark_als (overrides RECS_TRAINER)")
         p.add_argument("--accept-anomalies", action="store_true",
                        help="take a day that breaks the quarantine-share or volume rule")
+        p.add_argument("--force-publish", action="store_true",
+                       help="publish even if the quality gate refuses the model")
 
     p = sub.add_parser("run", help="the whole nightly flow for one date, without Airflow")
     with_run_flags(p)
@@ -130,6 +163,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--airflow", action=argparse.BooleanOptionalAction, default=False,
                    help="run each night through `airflow dags test` (default: in process)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("experiment", help="compare every model on a public dataset")
+    p.add_argument("dataset", choices=["movielens", "amazon"])
+    p.add_argument("folder", help="ml-100k folder, or the amazon-scientific folder")
+    p.add_argument("--workdir", default="experiments/<dataset>",
+                   help="where its raw days, lake and warehouse go")
+    p.add_argument("--holdout-days", type=int, help="days held out (movielens 14, amazon 1)")
+    p.add_argument("--validation-days", type=int,
+                   help="days before the cut-off that fit the fusion (movielens 7, amazon 1)")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("tune", help="search ALS and fusion settings on the days before --ds")
+    p.add_argument("--ds", type=_date, required=True,
+                   help="last day the search may read; its new pairs are the target")
+    p.add_argument("--trials", type=int, default=20, help="trials, the current config first")
+    p.add_argument("--out", help="TOML file for the best [model] and [hybrid] "
+                                 "(default: tuned-<ds>.toml)")
+    p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

@@ -73,6 +73,12 @@ def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
     while day < nightly[0]:
         run_task("validate", RunContext(settings, day, default_run_id(day)))
         day += timedelta(days=1)
+    # The evaluation's cut-off and its validation split start get the embeddings and interest
+    # memory a pipeline running every night would have had there.
+    h, v = settings.eval.holdout_days, settings.hybrid.validation_days
+    for day in (nightly[0] - timedelta(days=h + v), nightly[0] - timedelta(days=h)):
+        for task in ("aggregate", "embed"):
+            run_task(task, RunContext(settings, day, default_run_id(day)))
     if use_airflow:
         env = airflow_env(settings)
         airflow = str(Path(sys.executable).with_name("airflow"))
@@ -119,13 +125,15 @@ def report(settings: Settings, ds: date) -> str:
     )
     metrics = wh.query(
         "select model, metric, k, round(value, 4) as value from recs.model_metrics "
-        "where ds = ? and metric in ('recall', 'ndcg') order by metric, k, model", [ds])
+        "where ds = ? and k = 10 and metric in ('recall', 'ndcg', 'map', 'coverage', "
+        "'cold_recall') order by metric, model", [ds])
     wide = metrics.pivot(on="model", index=["metric", "k"], values="value")
     summaries = {
         name: ctx.lake.read_json("runs", ctx.part, f"{name}.json")
-        for name in ("validate", "embed")
+        for name in ("validate", "embed", "train", "publish")
     }
     v, e = summaries["validate"]["events"], summaries["embed"]
+    t, p = summaries["train"], summaries["publish"]
     path = settings.warehouse[len("duckdb:///"):]
     return "\n".join([
         "",
@@ -139,7 +147,12 @@ def report(settings: Settings, ds: date) -> str:
         f"{summaries['validate']['data_docs']}",
         f"== user {user}: recent history", _table(history),
         f"== user {user}: top 10 (recs.recommendations_current)", _table(top),
-        "== holdout metrics for this ds (recs.model_metrics)", _table(wide),
+        f"== model {t['model_version']}: ALS on {t['users']} users x {t['items']} items, "
+        f"{t['cold_items']} cold items scored through the content map; "
+        f"fusion weights per user segment in lake/models/{t['model_version']}/fusion.json",
+        "== holdout metrics at k=10 for this ds (recs.model_metrics)", _table(wide),
+        f"== quality gate: {p['gate']['reason']}",
+        f"== run report: {p['report']}",
         "== query it yourself",
         "  .venv/bin/python -c \"import duckdb; print(duckdb.connect("
         f"'{path}', read_only=True).sql(\\\"select * from recs.recommendations_current "

@@ -3,24 +3,22 @@ new model version) and leaves a summary under ``lake/runs/ds=D/<task>.json``."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
+from jobs.model_tasks import evaluate, precompute, train
+from jobs.preconditions import UpstreamMissing, require
 from pipelines import quality
+from pipelines.gate import QualityGateError
 from pipelines.rawfiles import MALFORMED, RawFileError, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.storage import partition
@@ -42,10 +40,6 @@ log = get_logger("tasks")
 
 class MissingPartition(FileNotFoundError):
     pass
-
-
-class UpstreamMissing(RuntimeError):
-    """A task ran before the task it depends on wrote its output for this ``ds``."""
 
 
 def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tuple[
@@ -203,7 +197,7 @@ def aggregate(ctx: RunContext) -> dict:
     from pipelines.engines import open_engine
 
     started = time.perf_counter()
-    _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
+    require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
     days = ctx.window("clean", "events", days=ctx.settings.features.history_days)
     with open_engine(ctx.settings) as engine:
         built = ensure_daily(ctx, engine, days)
@@ -224,7 +218,7 @@ def embed(ctx: RunContext) -> dict:
     from pipelines.texts import item_texts, text_hash, user_texts
 
     started = time.perf_counter()
-    _require(ctx, ("features", ctx.part, "users.parquet"), "aggregate")
+    require(ctx, ("features", ctx.part, "users.parquet"), "aggregate")
     cfg = ctx.settings.embed
     catalog = ctx.catalog()
     events = ctx.clean_events(ctx.settings.features.history_days)
@@ -286,12 +280,17 @@ def _encode(ctx: RunContext, encoder: Encoder, texts: pl.DataFrame) -> pl.DataFr
 
 
 def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict:
-    """The interest memory after ``ds`` from the state of the latest earlier day."""
+    """The interest memory after ``ds`` from the state of the latest earlier day.
+
+    Users with events after that day (on ``ds`` when nights are consecutive; a skipped night's
+    users too) move towards today's history vector. With no earlier state (the first run, or a
+    new model) every user with a history starts at it.
+    """
     from pipelines.interest import empty_state, update_interest
 
     dim = history.schema["vector"].size
     earlier = [d for d in ctx.lake.partitions("embeddings", "interest") if d < ctx.ds]
-    prev = empty_state(dim)
+    prev, since = empty_state(dim), None
     if earlier:
         stored = ctx.lake.read_parquet("embeddings", "interest", partition(earlier[-1]),
                                        "part-0.parquet")
@@ -299,162 +298,49 @@ def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict
             log.warning("interest memory of %s was built with %s, not %s: it starts afresh",
                         earlier[-1], stored["model"][0], model)
         else:
-            prev = stored.drop("model")
-    active = ctx.read_partitions("clean/events", [ctx.ds])["user_id"].unique()
-    today = history.filter(pl.col("user_id").is_in(active.implode())).select("user_id",
-                                                                            "vector")
+            prev, since = stored.drop("model"), earlier[-1]
+    if since is None:
+        today = history.select("user_id", "vector")
+    else:
+        days = [d for d in ctx.lake.partitions("clean", "events") if since < d <= ctx.ds]
+        active = ctx.read_partitions("clean/events", days, columns=["user_id"])["user_id"]
+        today = history.filter(pl.col("user_id").is_in(active.unique().implode())).select(
+            "user_id", "vector")
     state = update_interest(prev, today, ctx.settings.embed.interest_alpha, ctx.ds)
     ctx.lake.write_parquet(state.with_columns(pl.lit(model).alias("model")),
                            "embeddings", "interest", ctx.part, "part-0.parquet")
     return {"users": state.height, "updated": today.height,
-            "from": earlier[-1].isoformat() if earlier else None}
-
-
-def _model_version(ctx: RunContext, interactions_bytes: bytes) -> tuple[str, dict]:
-    lineage = {
-        "ds": ctx.ds.isoformat(),
-        "inputs": {
-            f"features/{ctx.part}/interactions.parquet":
-                hashlib.sha256(interactions_bytes).hexdigest(),
-        },
-        "model": asdict(ctx.settings.model),
-        "features": json.loads(json.dumps(asdict(ctx.settings.features))),
-    }
-    digest = hashlib.sha256(json.dumps(lineage, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{ctx.ds:%Y%m%d}-{digest}", lineage
-
-
-def train(ctx: RunContext) -> dict:
-    """Fit ALS on all interactions up to ``ds`` and register it as a model version."""
-    from pipelines.als import build_matrix, fit_als
-
-    started = time.perf_counter()
-    _require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
-    raw = ctx.lake.read_bytes("features", ctx.part, "interactions.parquet")
-    interactions = pl.read_parquet(io.BytesIO(raw))
-    version, lineage = _model_version(ctx, raw)
-    data = build_matrix(interactions)
-    factors = fit_als(data, ctx.settings.model)
-    base = ("models", version)
-    ctx.lake.write_parquet(pl.DataFrame({"user_id": data.user_ids}), *base, "users.parquet")
-    ctx.lake.write_parquet(pl.DataFrame({"item_id": data.item_ids}), *base, "items.parquet")
-    for name, array in (("user_factors", factors.user), ("item_factors", factors.item)):
-        buf = io.BytesIO()
-        np.save(buf, array)
-        ctx.lake.write_bytes(buf.getvalue(), *base, f"{name}.npy")
-    ctx.lake.write_json(lineage, *base, "lineage.json")
-    log.info("model %s: %d users x %d items, %d factors", version, data.matrix.shape[0],
-             data.matrix.shape[1], factors.user.shape[1])
-    return ctx.summary("train", model_version=version, users=int(data.matrix.shape[0]),
-                       items=int(data.matrix.shape[1]), nnz=int(data.matrix.nnz),
-                       seconds=time.perf_counter() - started)
-
-
-def evaluate(ctx: RunContext) -> dict:
-    """Fit on the features as of ``ds - holdout`` and score ALS and popularity on the days
-    after it."""
-    from jobs.features import ensure_daily, merged
-    from pipelines.engines import open_engine
-    from pipelines.evaluate import candidate_lists, holdout_truth, score_lists
-
-    started = time.perf_counter()
-    _require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
-    cutoff = ctx.ds - timedelta(days=ctx.settings.eval.holdout_days)
-    history = ctx.settings.features.history_days
-    all_days = ctx.window("clean", "events", days=history + ctx.settings.eval.holdout_days)
-    train_days = [d for d in all_days if cutoff - timedelta(days=history) < d <= cutoff]
-    test_days = [d for d in all_days if d > cutoff]
-    empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
-                                 "value": pl.Float64})
-    metrics, truth, n_train = empty, pl.DataFrame(schema={"user_id": pl.String}), 0
-    if train_days and test_days:
-        with open_engine(ctx.settings) as engine:
-            ensure_daily(ctx, engine, train_days)
-            train = merged(ctx, engine, cutoff, train_days, ctx.catalog())
-        test_events = ctx.read_partitions("clean/events", test_days)
-        truth = holdout_truth(test_events, train["interactions"], ctx.settings)
-        n_train = train["interactions"].height
-        if truth.height:
-            interest, item_vectors = _vectors_as_of(ctx, cutoff)
-            lists = candidate_lists(train["interactions"], train["items"], truth, ctx.settings,
-                                    interest, item_vectors)
-            metrics = score_lists(lists, truth, ctx.settings.eval.k)
-    if metrics.is_empty():
-        log.warning("no held-out interactions of known users and items: nothing to evaluate")
-    ctx.lake.write_parquet(metrics, "runs", ctx.part, "metrics.parquet")
-    ctx.lake.write_json(metrics.to_dicts(), "runs", ctx.part, "metrics.json")
-    for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])).iter_rows(named=True):
-        log.info("%-10s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
-    return ctx.summary("evaluate", seconds=time.perf_counter() - started,
-                       cutoff=cutoff.isoformat(), train_pairs=n_train,
-                       test_users=truth["user_id"].n_unique(), test_pairs=truth.height)
-
-
-def _vectors_as_of(ctx: RunContext, cutoff: date) -> tuple[pl.DataFrame | None,
-                                                            pl.DataFrame | None]:
-    """The interest memory and item vectors of the cut-off day, when the embed task ran then."""
-    parts = ("embeddings", "interest", partition(cutoff), "part-0.parquet")
-    items = ("embeddings", "items", partition(cutoff), "part-0.parquet")
-    if not (ctx.lake.exists(*parts) and ctx.lake.exists(*items)):
-        log.info("no embeddings for %s: the embedding model is not evaluated", cutoff)
-        return None, None
-    return (ctx.lake.read_parquet(*parts).select("user_id", "vector"),
-            ctx.lake.read_parquet(*items).select("item_id", "vector"))
-
-
-def precompute(ctx: RunContext) -> dict:
-    """Top-N per active user from the day's model, with a reason per row, into staging."""
-    from pipelines.als import Factors
-    from pipelines.reasons import explain
-    from pipelines.recommend import als_lists, popularity_ranking
-
-    started = time.perf_counter()
-    _require(ctx, ("runs", ctx.part, "train.json"), "train")
-    _require(ctx, ("embeddings", "items", ctx.part, "part-0.parquet"), "embed")
-    version = ctx.lake.read_json("runs", ctx.part, "train.json")["model_version"]
-    base = ("models", version)
-    factors = Factors(
-        user=np.load(io.BytesIO(ctx.lake.read_bytes(*base, "user_factors.npy"))),
-        item=np.load(io.BytesIO(ctx.lake.read_bytes(*base, "item_factors.npy"))),
-    )
-    model_users = ctx.lake.read_parquet(*base, "users.parquet")["user_id"]
-    model_items = ctx.lake.read_parquet(*base, "items.parquet")["item_id"]
-    interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
-    user_feats = ctx.lake.read_parquet("features", ctx.part, "users.parquet")
-    active = user_feats.filter(
-        pl.col("days_since_last") <= ctx.settings.features.active_days)["user_id"]
-    catalog = ctx.catalog()
-    available = catalog.filter(pl.col("available"))["item_id"]
-    n = ctx.settings.serve.top_n
-    seen = interactions.select("user_id", "item_id") if ctx.settings.serve.exclude_seen else None
-    lists = als_lists(factors, model_users, model_items, active, n, seen, available)
-    item_vecs = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
-    lists = explain(lists, interactions, item_vecs, catalog)
-    item_pop = ctx.lake.read_parquet("features", ctx.part, "items.parquet")
-    popular = popularity_ranking(item_pop, available, n)
-    ctx.lake.write_parquet(lists, "staging", ctx.part, "recommendations.parquet")
-    ctx.lake.write_parquet(popular, "staging", ctx.part, "popular.parquet")
-    log.info("%d lists (%d rows) for %d active users; %d popular items", lists["user_id"]
-             .n_unique(), lists.height, active.len(), popular.height)
-    return ctx.summary("precompute", model_version=version, active_users=active.len(),
-                       users=lists["user_id"].n_unique(), rows=lists.height,
-                       seconds=time.perf_counter() - started)
+            "from": since.isoformat() if since else None}
 
 
 def publish(ctx: RunContext) -> dict:
-    """Audit the staged lists and publish them, with metrics and the run record, atomically."""
+    """Judge the model by its holdout numbers, write the run report, then audit the staged
+    lists and publish them with metrics and the run record, atomically."""
+    from pipelines.gate import QualityGateError, judge, lift
     from pipelines.warehouse import RunBatch
 
     started = time.perf_counter()
-    _require(ctx, ("staging", ctx.part, "recommendations.parquet"), "precompute")
-    _require(ctx, ("runs", ctx.part, "metrics.parquet"), "evaluate")
+    require(ctx, ("staging", ctx.part, "recommendations.parquet"), "precompute")
+    require(ctx, ("runs", ctx.part, "metrics.parquet"), "evaluate")
     version = ctx.lake.read_json("runs", ctx.part, "precompute.json")["model_version"]
+    metrics = ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet")
+    gate = ctx.settings.gate
+    warehouse = ctx.warehouse()
+    verdict = judge(metrics, lift(warehouse.published_metrics(ctx.ds), gate), gate)
+    report = _write_report(ctx, version, metrics, verdict.to_dict())
+    ctx.lake.write_json({"metrics": metrics.to_dicts(), "gate": verdict.to_dict()},
+                        "models", version, "metrics.json", quiet=True)
+    if not verdict.passed:
+        warehouse.record_run(ctx.run_id, ctx.ds, "failed", _run_started(ctx),
+                             datetime.now(UTC), f"quality gate: {verdict.reason}", report)
+        raise QualityGateError(f"model {version} not published: {verdict.reason} "
+                               "(force_publish overrides)")
     catalog = ctx.catalog()
     batch = RunBatch(
         ds=ctx.ds, run_id=ctx.run_id, model_version=version,
         recommendations=ctx.lake.read_parquet("staging", ctx.part, "recommendations.parquet"),
         popular=ctx.lake.read_parquet("staging", ctx.part, "popular.parquet"),
-        metrics=ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet"),
+        metrics=metrics,
         catalog=catalog.select("item_id", "available"),
         seen=ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
         .select("user_id", "item_id") if ctx.settings.serve.exclude_seen
@@ -462,11 +348,40 @@ def publish(ctx: RunContext) -> dict:
         top_n=ctx.settings.serve.top_n,
         started_at=_run_started(ctx),
         finished_at=datetime.now(UTC),
+        message=f"published; gate: {verdict.reason}",
+        report=report,
     )
-    rows = ctx.warehouse().publish(batch)
-    log.info("published %d rows for %s (model %s)", rows, ctx.ds, version)
-    return ctx.summary("publish", rows=rows, model_version=version,
-                       seconds=time.perf_counter() - started)
+    rows = warehouse.publish(batch)
+    log.info("published %d rows for %s (model %s); gate: %s", rows, ctx.ds, version,
+             verdict.reason)
+    return ctx.summary("publish", rows=rows, model_version=version, gate=verdict.to_dict(),
+                       report=report, seconds=time.perf_counter() - started)
+
+
+def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: dict) -> str:
+    """The run's HTML report under ``runs/ds=D/report.html``; returns its URL."""
+    from pipelines.report import render_report
+
+    summaries = {}
+    for task in ("validate", "aggregate", "embed", "train", "evaluate", "precompute"):
+        if ctx.lake.exists("runs", ctx.part, f"{task}.json"):
+            summary = ctx.lake.read_json("runs", ctx.part, f"{task}.json")
+            summary.pop("fusion", None)  # weights are in the registry, not volumes
+            summaries[task] = summary
+    cold = None
+    split = metrics.filter(pl.col("metric").is_in(["cold_recall", "warm_recall"]))
+    if split.height:
+        evaluated = summaries.get("evaluate", {})
+        n_cold = int(evaluated.get("cold_test_pairs", 0))
+        cold = (split.pivot(on="metric", index=["model", "k"], values="value")
+                .with_columns(pl.lit(n_cold, dtype=pl.Int64).alias("n_cold_pairs"),
+                              pl.lit(int(evaluated.get("test_pairs", 0)) - n_cold,
+                                     dtype=pl.Int64).alias("n_warm_pairs")))
+        if "cold_recall" not in cold.columns or "warm_recall" not in cold.columns:
+            cold = None
+    html = render_report(ctx.ds, ctx.run_id, version, metrics, summaries, cold, gate)
+    ctx.lake.write_bytes(html.encode(), "runs", ctx.part, "report.html")
+    return ctx.lake.url("runs", ctx.part, "report.html")
 
 
 def _run_started(ctx: RunContext) -> datetime:
@@ -477,15 +392,10 @@ def _run_started(ctx: RunContext) -> datetime:
                                   ["started_at"])
 
 
-def _require(ctx: RunContext, parts: tuple[str, ...], task: str) -> None:
-    if not ctx.lake.exists(*parts):
-        raise UpstreamMissing(
-            f"{ctx.lake.url(*parts)} is missing: run the '{task}' task for {ctx.ds} first")
-
-
 # Failures whose message says all an operator needs (the file, the column, the numbers).
 EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
     MissingPartition, UpstreamMissing, RawFileError, quality.DataQualityError, AuditError,
+    QualityGateError,
 )
 
 TASKS: dict[str, Callable[[RunContext], dict]] = {

@@ -47,6 +47,15 @@ class Factors:
     item: np.ndarray  # items × factors, float32
 
 
+def implicit_has_cuda() -> bool:
+    """Whether this build of implicit has its CUDA extension and sees a GPU."""
+    try:
+        import implicit.gpu
+    except ImportError:
+        return False
+    return bool(implicit.gpu.HAS_CUDA)
+
+
 def fit_als(data: InteractionMatrix, cfg: ModelSettings, use_gpu: bool = False) -> Factors:
     """Fit a fresh model (implicit crashes when one model is refitted on another shape)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

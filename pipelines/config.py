@@ -15,6 +15,7 @@ from typing import Any
 from pipelines.schema import EVENT_TYPES
 
 ENGINES = ("polars", "spark", "dask")
+TRAINERS = ("implicit", "spark_als")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -28,6 +29,8 @@ class SparkSettings:
     master: str = "local[2]"
     shuffle_partitions: int = 8
     driver_memory: str = "2g"
+    # Shared storage for checkpoints (Spark ALS needs one on a cluster; local mode makes one).
+    checkpoint_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,34 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class HybridSettings:
+    # Items with fewer distinct users than this get their factors from the content map.
+    cold_min_users: int = 3
+    ridge: float = 1.0  # L2 penalty of the content -> factor map
+    validation_days: int = 3  # the last days before the as-of day that fit the fusion weights
+    candidates: int = 200  # per validation user, from each of ALS, cosine and popularity
+    validation_users: int = 5000  # at most this many (by id) fit the fusion weights
+    # Users with at least this many events in the history window are "heavy"; each group gets
+    # its own fusion weights.
+    heavy_user_events: int = 20
+    fusion_l2: float = 1.0  # L2 penalty of the fusion's logistic regression
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     holdout_days: int = 3
-    k: tuple[int, ...] = (10, 20)
+    k: tuple[int, ...] = (10, 20, 50)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    metric: str = "ndcg"
+    k: int = 10
+    # Publish only if hybrid >= popularity * (1 + min_lift) ...
+    min_lift_over_popularity: float = 0.0
+    # ... and hybrid >= (the last published run's hybrid) * (1 - tolerance).
+    tolerance: float = 0.1
+    force_publish: bool = False  # set for one run (param or flag) to publish anyway
 
 
 @dataclass(frozen=True)
@@ -111,12 +139,15 @@ class Settings:
     lake_root: str = "data/lake"
     warehouse: str = "duckdb:///data/warehouse.duckdb"
     engine: str = "polars"
+    trainer: str = "implicit"
     device: str = "auto"
     validate: ValidateSettings = field(default_factory=ValidateSettings)
     features: FeatureSettings = field(default_factory=FeatureSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    hybrid: HybridSettings = field(default_factory=HybridSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     dask: DaskSettings = field(default_factory=DaskSettings)
@@ -124,6 +155,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine={self.engine!r}: expected one of {', '.join(ENGINES)}")
+        if self.trainer not in TRAINERS:
+            raise ConfigError(f"trainer={self.trainer!r}: expected one of {', '.join(TRAINERS)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r}: expected one of {', '.join(DEVICES)}")
         if not self.warehouse.startswith("duckdb://"):
@@ -151,6 +184,13 @@ class Settings:
             (self.embed.history_k >= 1, "embed.history_k must be at least 1"),
             (0 < self.embed.interest_alpha <= 1, "embed.interest_alpha must be in (0, 1]"),
             (self.embed.shards >= 1, "embed.shards must be at least 1"),
+            (self.hybrid.cold_min_users >= 1, "hybrid.cold_min_users must be at least 1"),
+            (self.hybrid.ridge > 0 and self.hybrid.fusion_l2 > 0,
+             "hybrid.ridge and hybrid.fusion_l2 must be positive"),
+            (self.hybrid.validation_days >= 1, "hybrid.validation_days must be at least 1"),
+            (self.hybrid.candidates >= 1, "hybrid.candidates must be at least 1"),
+            (self.gate.k in self.eval.k, "gate.k must be one of eval.k"),
+            (self.gate.tolerance >= 0, "gate.tolerance must not be negative"),
             (self.embed.precision in PRECISIONS,
              f"embed.precision must be one of {', '.join(PRECISIONS)}"),
         ]
@@ -164,6 +204,7 @@ ENV_OVERRIDES = {
     "RECS_LAKE_ROOT": "lake_root",
     "RECS_WAREHOUSE": "warehouse",
     "RECS_ENGINE": "engine",
+    "RECS_TRAINER": "trainer",
     "RECS_DEVICE": "device",
 }
 

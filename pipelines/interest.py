@@ -1,10 +1,11 @@
 """User-interest memory: an exponential moving average of each user's history embeddings.
 
-For the users active on ``ds``, ``u_D = normalise((1 - alpha) * u_prev + alpha * h_D)``, where
-``h_D`` is the embedding of the user's history text as of ``ds`` and ``u_prev`` the state of the
-latest earlier day; a user seen for the first time starts at ``h_D``; everyone else keeps their
-state. The whole state is written for every ``ds``, so a day's state depends only on the day
-before it and on the day itself: a rerun or a backfill of a day recomputes the same vectors.
+For the users active on ``ds`` (since the previous state, when a night was skipped),
+``u_D = normalise((1 - alpha) * u_prev + alpha * h_D)``, where ``h_D`` is the embedding of the
+user's history text as of ``ds`` and ``u_prev`` the state of the latest earlier day; a user seen
+for the first time starts at ``h_D``; everyone else keeps their state. The whole state is
+written for every ``ds``, so a day's state depends only on the day before it and on the day
+itself: a rerun or a backfill of a day recomputes the same vectors.
 """
 
 from __future__ import annotations

@@ -77,9 +77,44 @@ def ndcg_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
     return total / pu.height
 
 
+def map_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    """Mean average precision: per user, the precision at each hit's rank, summed over hits and
+    divided by ``min(n_relevant, k)``."""
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    if pu.is_empty():
+        return 0.0
+    total = 0.0
+    for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows():
+        total += sum((i + 1) / r for i, r in enumerate(sorted(ranks))) / min(n_rel, k)
+    return total / pu.height
+
+
 METRICS = {
     "recall": recall_at_k,
     "precision": precision_at_k,
     "ndcg": ndcg_at_k,
+    "map": map_at_k,
     "hit_rate": hit_rate_at_k,
 }
+
+
+# --- properties of the lists themselves ------------------------------------------------------
+
+def coverage_at_k(recs: pl.DataFrame, k: int, n_items: int) -> float:
+    """The share of the ``n_items`` recommendable items that appear in some user's top k."""
+    if n_items < 1:
+        return 0.0
+    return recs.filter(pl.col(RANK) <= k)[ITEM].n_unique() / n_items
+
+
+def novelty_at_k(recs: pl.DataFrame, k: int, item_users: pl.DataFrame, n_users: int) -> float:
+    """Mean self-information ``-log2(p)`` of the recommended items (top k of every list), where
+    ``p`` is the share of the ``n_users`` training users who interacted with the item
+    (``item_users``: ``item_id, users``); an item nobody had counts as one user's."""
+    top = recs.filter(pl.col(RANK) <= k).select(ITEM)
+    if top.is_empty() or n_users < 1:
+        return 0.0
+    p = (top.join(item_users.select(ITEM, "users"), on=ITEM, how="left")
+         .select(pl.col("users").fill_null(0).clip(lower_bound=1) / n_users))
+    return float(p.select(-(pl.col("users").log(2)).mean()).item())

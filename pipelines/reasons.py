@@ -1,8 +1,9 @@
 """A short, true reason for each recommended row.
 
 "similar to <title>": the item the user interacted with that is nearest to the recommended item
-in embedding space, when that similarity is high enough; otherwise the row came from the
-collaborative signal alone and says so.
+in embedding space, when that similarity is high enough; "new item like <title>" for a cold
+item, which only its text brought; otherwise the row came from the collaborative signal alone
+and says so.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ COLLABORATIVE = "liked by people with similar taste"
 
 
 def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataFrame,
-            catalog: pl.DataFrame, min_cosine: float = SIMILAR_MIN_COSINE) -> pl.DataFrame:
-    """``lists`` with a ``reason`` column (``item_vecs``: ``item_id, vector`` unit vectors)."""
+            catalog: pl.DataFrame, min_cosine: float = SIMILAR_MIN_COSINE,
+            cold: pl.Series | None = None) -> pl.DataFrame:
+    """``lists`` with a ``reason`` column (``item_vecs``: ``item_id, vector`` unit vectors).
+
+    ``cold``: items recommended for their text alone (no or few interactions); they read "new
+    item like <the nearest title the user interacted with>", whatever the similarity.
+    """
     if lists.is_empty() or item_vecs.is_empty():
         return lists.with_columns(pl.lit(COLLABORATIVE).alias("reason"))
     index = item_vecs.select("item_id").with_row_index("_v")
@@ -27,8 +33,10 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
         .group_by("user_id", maintain_order=True).head(MAX_SEEN_PER_USER)
         .join(index, on="item_id").select("user_id", "_v")
     )
+    is_cold = pl.col("item_id").is_in(cold.implode()) if cold is not None else pl.lit(False)
     recs = lists.with_row_index("_row").join(index, on="item_id", how="left",
-                                             maintain_order="left")
+                                             maintain_order="left").with_columns(
+        is_cold.alias("_cold"))
     seen_by_user = {u: g["_v"].to_numpy() for (u,), g in seen.group_by("user_id")}
     nearest = np.full(lists.height, -1, dtype=np.int64)
     for (user,), group in recs.filter(pl.col("_v").is_not_null()).group_by("user_id"):
@@ -37,7 +45,7 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
             continue
         sims = matrix[group["_v"].to_numpy()] @ matrix[candidates].T
         best = sims.argmax(axis=1)
-        ok = sims[np.arange(len(best)), best] >= min_cosine
+        ok = (sims[np.arange(len(best)), best] >= min_cosine) | group["_cold"].to_numpy()
         nearest[group["_row"].to_numpy()[ok]] = candidates[best[ok]]
     titles = index.join(catalog.select("item_id", "title"), on="item_id", how="left",
                         maintain_order="left")
@@ -46,7 +54,9 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
     ).scatter(np.flatnonzero(nearest >= 0),
               titles["title"].gather(nearest[nearest >= 0]))
     return lists.with_columns(
-        pl.when(near_title.is_not_null())
+        pl.when(near_title.is_not_null() & is_cold)
+        .then(pl.format("new item like {}", near_title))
+        .when(near_title.is_not_null())
         .then(pl.format("similar to {}", near_title))
         .otherwise(pl.lit(COLLABORATIVE))
         .alias("reason")

@@ -17,8 +17,11 @@ def spark_session(cfg: SparkSettings, app: str = "recs") -> Iterator:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder
+    if cfg.checkpoint_dir:
+        builder = builder.config("spark.checkpoint.dir", cfg.checkpoint_dir)
     session = (
-        SparkSession.builder.master(cfg.master).appName(app)
+        builder.master(cfg.master).appName(app)
         .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
         .config("spark.driver.memory", cfg.driver_memory)
         .config("spark.sql.session.timeZone", "UTC")

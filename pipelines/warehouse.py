@@ -38,6 +38,8 @@ class RunBatch:
     top_n: int
     started_at: datetime
     finished_at: datetime
+    message: str = "published"
+    report: str | None = None  # where the run's HTML report is
 
 
 def ddl_statements() -> list[str]:
@@ -93,7 +95,8 @@ class DuckDBWarehouse:
                 con.execute("insert into recs.model_metrics select * from staged_metrics")
                 _upsert_run(con, batch.run_id, batch.ds, "success", batch.started_at,
                             batch.finished_at, batch.model_version,
-                            recs["user_id"].n_unique(), recs.height, "published")
+                            recs["user_id"].n_unique(), recs.height, batch.message,
+                            batch.report)
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
@@ -101,13 +104,14 @@ class DuckDBWarehouse:
         return recs.height
 
     def record_run(self, run_id: str, ds: date, status: str, started_at: datetime | None,
-                   finished_at: datetime | None, message: str) -> None:
+                   finished_at: datetime | None, message: str, report: str | None = None,
+                   ) -> None:
         """Record a run that did not publish (failed, or refused by a check)."""
         with self.connect() as con:
             for statement in ddl_statements():
                 con.execute(statement)
             _upsert_run(con, run_id, ds, status, started_at, finished_at, None, None, None,
-                        message)
+                        message, report)
 
     def record_dq(self, run_id: str, ds: date, rows: list[dict]) -> None:
         """Replace the data-quality results of a run (one row per expectation and dataset)."""
@@ -129,6 +133,27 @@ class DuckDBWarehouse:
             except BaseException:
                 con.execute("rollback")
                 raise
+
+    def published_metrics(self, before: date) -> pl.DataFrame:
+        """``model, metric, k, value`` of the newest run published for a ``ds`` before
+        ``before`` (empty when there is none)."""
+        empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
+                                     "value": pl.Float64})
+        if not Path(self.path).exists():
+            return empty
+        with self.connect(read_only=True) as con:
+            tables = con.execute("select count(*) from information_schema.tables where "
+                                 "table_schema = 'recs' and table_name = 'model_metrics'"
+                                 ).fetchall()
+            if not tables[0][0]:
+                return empty
+            found = con.sql(
+                """
+                select model, metric, k, value from recs.model_metrics
+                where ds = (select max(ds) from recs.recommendations where ds < ?)
+                order by model, metric, k
+                """, params=[before]).to_arrow_table()
+        return pl.from_arrow(found).cast(empty.schema) if found.num_rows else empty
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=True) as con:
@@ -182,16 +207,19 @@ def audit(con, top_n: int) -> None:
 
 def _upsert_run(con, run_id: str, ds: date, status: str, started_at: datetime | None,
                 finished_at: datetime | None, model_version: str | None, n_users: int | None,
-                n_rows: int | None, message: str) -> None:
+                n_rows: int | None, message: str, report: str | None = None) -> None:
     con.execute(
         """
         insert into recs.pipeline_runs
-            (run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message)
-        values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            (run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message,
+             report)
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         on conflict (run_id) do update set
             ds = excluded.ds, status = excluded.status, started_at = excluded.started_at,
             finished_at = excluded.finished_at, model_version = excluded.model_version,
-            n_users = excluded.n_users, n_rows = excluded.n_rows, message = excluded.message
+            n_users = excluded.n_users, n_rows = excluded.n_rows, message = excluded.message,
+            report = coalesce(excluded.report, recs.pipeline_runs.report)
         """,
-        [run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message],
+        [run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message,
+         report],
     )

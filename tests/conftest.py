@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -52,13 +53,49 @@ def small_spec() -> GenerateSpec:
     return SMALL_SPEC
 
 
+SMALL_LAST = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
+
+
+def recs_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``recs ARGS`` with the stores of ``settings`` in its environment."""
+    from jobs.cli import main
+
+    monkeypatch.setenv("RECS_RAW_ROOT", settings.raw_root)
+    monkeypatch.setenv("RECS_LAKE_ROOT", settings.lake_root)
+    monkeypatch.setenv("RECS_WAREHOUSE", settings.warehouse)
+    monkeypatch.setenv("RECS_DEVICE", "cpu")
+    return main(list(args))
+
+
+@pytest.fixture(scope="session")
+def two_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace after ``recs run`` for the last two days of SMALL_SPEC; tests that change
+    it work on a copy (``copy_workspace``)."""
+    root = tmp_path_factory.mktemp("two-nights")
+    settings = make_settings(root)
+    prepare_history(settings, SMALL_SPEC, SMALL_LAST - timedelta(days=1))
+    with pytest.MonkeyPatch.context() as mp:
+        for ds in (SMALL_LAST - timedelta(days=1), SMALL_LAST):
+            assert recs_cli(settings, mp, "run", "--ds", ds.isoformat()) == 0
+    return root
+
+
+def copy_workspace(src: Path, dst: Path) -> Settings:
+    shutil.copytree(src, dst)
+    return make_settings(dst)
+
+
 ML100K_LAST_DAY = date(1998, 4, 22)
 
 
 def movielens_settings(root: Path) -> Settings:
     base = make_settings(root)
-    # MovieLens days swing far more than a production stream: take every day as it is.
-    return replace(base, validate=replace(base.validate, accept_anomalies=True))
+    # MovieLens days swing far more than a production stream: take every day as it is. Its
+    # last days are thin (849 ratings in the last 3), so hold out two weeks, as
+    # `recs experiment movielens` does.
+    return replace(base, validate=replace(base.validate, accept_anomalies=True),
+                   eval=replace(base.eval, holdout_days=14),
+                   hybrid=replace(base.hybrid, validation_days=7))
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def test_no_import_errors(parsed: dict) -> None:
 def test_tags_retries_and_params(parsed: dict) -> None:
     assert "recs" in parsed["tags"]
     assert all(task["retries"] >= 1 for task in parsed["tasks"].values())
-    assert {"engine", "device", "top_n"} <= set(parsed["params"])
+    assert {"engine", "device", "trainer", "top_n", "force_publish"} <= set(parsed["params"])
 
 
 def test_one_task_per_step_in_order(parsed: dict) -> None:
@@ -59,7 +59,8 @@ def test_one_task_per_step_in_order(parsed: dict) -> None:
     assert set(tasks) == {"validate", "aggregate", "embed", "train", "evaluate", "precompute",
                           "publish"}
     assert tasks["aggregate"]["upstream"] == ["validate"]
-    assert set(tasks["precompute"]["upstream"]) == {"embed", "train"}
+    assert tasks["train"]["upstream"] == ["embed"]
+    assert tasks["precompute"]["upstream"] == ["train"]
     assert set(tasks["publish"]["upstream"]) == {"evaluate", "precompute"}
 
 

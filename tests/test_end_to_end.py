@@ -8,24 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jobs.cli import main
 from jobs.context import RunContext, default_run_id
 from pipelines.config import Settings
 from pipelines.warehouse import DuckDBWarehouse
-from tests.conftest import SMALL_SPEC, make_settings, prepare_history
+from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 
 pytestmark = pytest.mark.slow
 
 LAST = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
 DAY1, DAY2 = LAST - timedelta(days=1), LAST
-
-
-def recs_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setenv("RECS_RAW_ROOT", settings.raw_root)
-    monkeypatch.setenv("RECS_LAKE_ROOT", settings.lake_root)
-    monkeypatch.setenv("RECS_WAREHOUSE", settings.warehouse)
-    monkeypatch.setenv("RECS_DEVICE", "cpu")
-    return main(list(args))
 
 
 def warehouse(settings: Settings) -> DuckDBWarehouse:
@@ -36,13 +27,8 @@ ALL_ROWS = "select * from recs.recommendations order by ds, user_id, rank"
 
 
 @pytest.fixture(scope="module")
-def two_days(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = make_settings(tmp_path_factory.mktemp("e2e"))
-    prepare_history(settings, SMALL_SPEC, DAY1)
-    with pytest.MonkeyPatch.context() as mp:
-        for ds in (DAY1, DAY2):
-            assert recs_cli(settings, mp, "run", "--ds", ds.isoformat()) == 0
-    return settings
+def two_days(two_nights: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return copy_workspace(two_nights, tmp_path_factory.mktemp("e2e") / "ws")
 
 
 def test_two_days_fill_current_view(two_days: Settings) -> None:
@@ -56,7 +42,7 @@ def test_two_days_fill_current_view(two_days: Settings) -> None:
     runs = wh.query("select ds, status from recs.pipeline_runs order by ds")
     assert runs.rows() == [(DAY1, "success"), (DAY2, "success")]
     metrics = wh.query("select distinct model from recs.model_metrics order by model")
-    assert metrics["model"].to_list() == ["als", "popularity"]
+    assert metrics["model"].to_list() == ["als", "als_content", "hybrid", "popularity"]
     assert wh.query("select count(*) as n from recs.popular_current")["n"][0] > 0
 
 
@@ -103,3 +89,25 @@ def test_task_summaries_account_for_every_row(two_days: Settings) -> None:
     assert v["quarantined"] > 0  # the generator injects malformed rows
     for task in ("aggregate", "embed", "train", "evaluate", "precompute", "publish"):
         assert Path(lake.path("runs", f"ds={DAY2}", f"{task}.json")).is_file()
+
+
+def test_quality_gate_refuses_a_model_and_force_publish_overrides(
+        two_days: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[gate]\nmin_lift_over_popularity = 100.0\n")
+    monkeypatch.setenv("RECS_CONFIG", str(strict))
+    before = warehouse(two_days).query(ALL_ROWS)
+    assert recs_cli(two_days, monkeypatch, "run", "--ds", DAY2.isoformat()) == 1
+    wh = warehouse(two_days)
+    assert wh.query(ALL_ROWS).equals(before)
+    run = wh.query("select status, message, report from recs.pipeline_runs where ds = ?", [DAY2])
+    assert run["status"].to_list() == ["failed"]
+    assert "does not beat popularity" in run["message"][0]
+    assert Path(run["report"][0]).is_file()  # the report says why
+    assert recs_cli(two_days, monkeypatch, "run", "--ds", DAY2.isoformat(),
+                    "--force-publish") == 0
+    run = warehouse(two_days).query("select status, message from recs.pipeline_runs "
+                                    "where ds = ?", [DAY2])
+    assert run["status"].to_list() == ["success"]
+    assert run["message"][0].startswith("published; gate: force_publish despite")
+    assert warehouse(two_days).query(ALL_ROWS).equals(before)

@@ -146,3 +146,33 @@ def test_k_below_one_raises(name: str, k: int) -> None:
 
 def test_metric_errors_are_value_errors() -> None:
     assert issubclass(MetricInputError, ValueError)
+
+
+def test_map_on_the_fixture() -> None:
+    from pipelines.metrics import map_at_k
+
+    # u1: hits at 1 and 3 -> (1/1 + 2/3) / 2; u2: hit at 2 -> (1/2) / 1; u3: 0.
+    assert map_at_k(RECS, TRUTH, 3) == pytest.approx(((1 + 2 / 3) / 2 + 0.5 + 0) / 3)
+    # At k=2 u1 keeps one hit of min(2, 2) relevant: 1/2.
+    assert map_at_k(RECS, TRUTH, 2) == pytest.approx((0.5 + 0.5 + 0) / 3)
+    perfect = _recs({"u1": ["a", "b"], "u2": ["c"], "u3": ["d"]})
+    assert map_at_k(perfect, TRUTH, 10) == pytest.approx(1.0)
+
+
+def test_coverage_counts_distinct_items_in_the_top_k() -> None:
+    from pipelines.metrics import coverage_at_k
+
+    assert coverage_at_k(RECS, 1, 10) == pytest.approx(2 / 10)      # a, y
+    assert coverage_at_k(RECS, 3, 10) == pytest.approx(6 / 10)      # a x b y c z
+    assert coverage_at_k(RECS, 3, 0) == 0.0
+
+
+def test_novelty_is_mean_self_information() -> None:
+    from pipelines.metrics import novelty_at_k
+
+    item_users = pl.DataFrame({"item_id": ["a", "y"], "users": [4, 1]})
+    # top 1: a (4 of 8 users: 1 bit), y (1 of 8: 3 bits) -> 2 bits.
+    assert novelty_at_k(RECS, 1, item_users, 8) == pytest.approx(2.0)
+    # top 2 adds x and c, unknown: counted as one user each (3 bits).
+    assert novelty_at_k(RECS, 2, item_users, 8) == pytest.approx((1 + 3 + 3 + 3) / 4)
+    assert novelty_at_k(RECS.head(0), 2, item_users, 8) == 0.0

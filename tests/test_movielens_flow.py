@@ -36,8 +36,17 @@ def test_ml100k_nightly_run_publishes(ml100k_validated: Path, tmp_path: Path) ->
     assert current["user_id"].n_unique() == active.height
     metrics = wh.query("select model, metric, k, value from recs.model_metrics")
     # Every model, metric and cut-off once.
-    assert metrics.height == 2 * 4 * len(settings.eval.k)
+    assert set(metrics["model"]) == {"popularity", "als", "als_content", "hybrid"}
+    assert set(metrics["k"]) == set(settings.eval.k)
+    assert {"recall", "precision", "ndcg", "map", "hit_rate", "coverage", "novelty"} <= set(
+        metrics["metric"])
     assert metrics.select("model", "metric", "k").n_unique() == metrics.height
+    # Published through the gate: the hybrid beat popularity on the two held-out weeks.
+    run = wh.query("select status, message, report from recs.pipeline_runs where ds = ?",
+                   [ML100K_LAST_DAY])
+    assert run["status"].to_list() == ["success"]
+    assert run["message"][0].startswith("published; gate: hybrid ndcg@10")
+    assert Path(run["report"][0]).is_file()
     # The embeddings see the whole catalog as of the day.
     vectors = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
     assert vectors.height == ctx.catalog().height

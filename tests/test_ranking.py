@@ -259,24 +259,34 @@ def test_same_seed_same_factors(checkerboard) -> None:
 
 
 def test_embedding_model_ranks_by_cosine_to_the_interest_vector() -> None:
+    from pipelines.als import fit_als
     from pipelines.config import Settings
-    from pipelines.evaluate import candidate_lists
+    from pipelines.evaluate import evaluation_lists
+    from pipelines.hybrid import AsOf
 
     def vectors(key: str, rows: dict[str, list[float]]) -> pl.DataFrame:
         return pl.DataFrame({key: list(rows)}).with_columns(pl.Series(
             "vector", np.array(list(rows.values()), dtype=np.float32),
             dtype=pl.Array(pl.Float32, 2)))
 
-    train = pl.DataFrame({"user_id": ["u1", "u2", "u2"], "item_id": ["a", "b", "c"],
-                          "confidence": [1.0, 1.0, 1.0]})
-    items = pl.DataFrame({"item_id": ["a", "b", "c"], "popularity": [1.0, 1.0, 1.0]})
+    train = AsOf(
+        interactions=pl.DataFrame({"user_id": ["u1", "u2", "u2"], "item_id": ["a", "b", "c"],
+                                   "confidence": [1.0, 1.0, 1.0]}),
+        items=pl.DataFrame({"item_id": ["a", "b", "c"], "n_users": [1, 1, 1],
+                            "popularity": [1.0, 1.0, 1.0], "trend": [1.0, 1.0, 1.0]}),
+        users=pl.DataFrame({"user_id": ["u1", "u2"], "n_events": [1, 2]}),
+        item_vectors=vectors("item_id", {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.8, 0.6]}),
+        interest=vectors("user_id", {"u1": [1.0, 0.0]}),  # u2 has no interest memory yet
+    )
     truth = pl.DataFrame({"user_id": ["u1", "u2"], "item_id": ["c", "a"]})
-    interest = vectors("user_id", {"u1": [1.0, 0.0]})  # u2 has no interest state yet
-    item_vecs = vectors("item_id", {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.8, 0.6],
-                                    "z": [1.0, 0.0]})  # z: not in the training data
-    lists = candidate_lists(train, items, truth, Settings(), interest, item_vecs)
+    settings = Settings()
+    lists, _ = evaluation_lists(train, None, truth, settings,
+                                lambda data: fit_als(data, settings.model))
     got = lists["embedding"]
-    # u1 saw a; c (cosine 0.8) before b (0); z is unknown to training and never listed.
+    # u1 saw a: c (cosine 0.8) comes before b (0); u2 gets nothing without a vector.
     assert got.select("user_id", "rank", "item_id").rows() == [("u1", 1, "c"), ("u1", 2, "b")]
     np.testing.assert_allclose(got["score"], [0.8, 0.0], atol=1e-6)
-    assert "embedding" not in candidate_lists(train, items, truth, Settings())
+    assert {"popularity", "als", "als_content", "hybrid"} <= set(lists)
+    no_memory = AsOf(**{**train.__dict__, "interest": None})
+    assert "embedding" not in evaluation_lists(no_memory, None, truth, settings,
+                                               lambda data: fit_als(data, settings.model))[0]

@@ -8,5 +8,6 @@ create table if not exists recs.pipeline_runs (
     model_version text,
     n_users bigint,
     n_rows bigint,
-    message text
+    message text,
+    report text
 );

@@ -1,0 +1,110 @@
+"""The hybrid's inputs as of any day, read from the lake; and the configured ALS trainer.
+
+Whatever is read for day ``X`` was knowable at the end of ``X``: features merged from the daily
+summaries up to ``X``, the catalog as of ``X``, and the embeddings and interest memory of the
+latest partition ``<= X``. So the evaluation's cut-off and the fusion's validation split see the
+past exactly as a nightly run on that day would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date, timedelta
+
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.features import ensure_daily, merged
+from jobs.logs import get_logger
+from pipelines.engines import Engine
+from pipelines.evaluate import holdout_truth
+from pipelines.hybrid import AsOf, Trainer
+from pipelines.storage import partition
+
+log = get_logger("hybrid")
+
+
+def _latest(ctx: RunContext, day: date, *parts: str) -> date | None:
+    days = [d for d in ctx.lake.partitions(*parts) if d <= day]
+    return days[-1] if days else None
+
+
+def features_as_of(ctx: RunContext, engine: Engine, day: date) -> dict[str, pl.DataFrame]:
+    """The features of ``day``: as the aggregate task wrote them, else merged now."""
+    names = ("interactions", "users", "items")
+    if all(ctx.lake.exists("features", partition(day), f"{n}.parquet") for n in names):
+        return {n: ctx.lake.read_parquet("features", partition(day), f"{n}.parquet")
+                for n in names}
+    day_ctx = replace(ctx, ds=day)
+    days = day_ctx.window("clean", "events", days=ctx.settings.features.history_days)
+    ensure_daily(ctx, engine, days)
+    return merged(ctx, engine, day, days, day_ctx.catalog())
+
+
+def as_of(ctx: RunContext, engine: Engine, day: date) -> AsOf:
+    feats = features_as_of(ctx, engine, day)
+    catalog = replace(ctx, ds=day).catalog()["item_id"]
+    item_day = _latest(ctx, day, "embeddings", "items")
+    vectors = pl.DataFrame(schema={"item_id": pl.String, "vector": pl.Array(pl.Float32, 0)})
+    if item_day is not None:
+        vectors = (ctx.lake.read_parquet("embeddings", "items", partition(item_day),
+                                         "part-0.parquet")
+                   .select("item_id", "vector")
+                   .filter(pl.col("item_id").is_in(catalog.implode())))
+    interest_day = _latest(ctx, day, "embeddings", "interest")
+    interest = None if interest_day is None else ctx.lake.read_parquet(
+        "embeddings", "interest", partition(interest_day), "part-0.parquet",
+    ).select("user_id", "vector")
+    log.info("inputs as of %s: %d interactions, item vectors of %s, interest memory of %s",
+             day, feats["interactions"].height, item_day, interest_day)
+    return AsOf(interactions=feats["interactions"], items=feats["items"], users=feats["users"],
+                item_vectors=vectors, interest=interest)
+
+
+def recommendable(asof: AsOf) -> pl.Series:
+    """Items a model fitted on ``asof`` could list: interacted ones and embedded catalog ones."""
+    return pl.concat([asof.interactions["item_id"], asof.item_vectors["item_id"]]).unique()
+
+
+def split(ctx: RunContext, engine: Engine, day: date,
+          days_after: int) -> tuple[AsOf, pl.DataFrame]:
+    """The inputs as of ``day - days_after`` and the new positive pairs of the days after it,
+    up to ``day``."""
+    start = day - timedelta(days=days_after)
+    train = as_of(ctx, engine, start)
+    test_days = [d for d in ctx.lake.partitions("clean", "events") if start < d <= day]
+    events = ctx.read_partitions("clean/events", test_days)
+    if events is None:
+        return train, pl.DataFrame(schema={"user_id": pl.String, "item_id": pl.String})
+    return train, holdout_truth(events, train.interactions, recommendable(train), ctx.settings)
+
+
+def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.DataFrame] | None:
+    """The fusion's validation split for a model as of ``day``, or None with nothing in it."""
+    first = ctx.lake.partitions("clean", "events")
+    start = day - timedelta(days=ctx.settings.hybrid.validation_days)
+    if not first or start < first[0]:
+        log.warning("no history before %s for a validation split: fusion ranks by ALS", start)
+        return None
+    train, truth = split(ctx, engine, day, ctx.settings.hybrid.validation_days)
+    return (train, truth) if truth.height else None
+
+
+@contextmanager
+def open_trainer(ctx: RunContext) -> Iterator[Trainer]:
+    """``implicit`` in this process (on the GPU when implicit was built with CUDA and the
+    device allows it), or Spark MLlib on the configured Spark (``trainer``)."""
+    from pipelines.als import fit_als, implicit_has_cuda
+
+    cfg = ctx.settings.model
+    if ctx.settings.trainer != "spark_als":
+        use_gpu = ctx.settings.device != "cpu" and implicit_has_cuda()
+        yield lambda data: fit_als(data, cfg, use_gpu=use_gpu)
+        return
+    from pipelines.spark import spark_session
+    from pipelines.spark_als import fit_spark_als
+
+    with spark_session(ctx.settings.spark, "recs-train") as spark:
+        yield lambda data: fit_spark_als(data, cfg, spark)

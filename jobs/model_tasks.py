@@ -1,0 +1,156 @@
+"""The model tasks: train the hybrid and register it, evaluate every model on the holdout, and
+precompute the day's lists from the registered hybrid."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict
+from datetime import timedelta
+
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.logs import get_logger
+from jobs.preconditions import require
+from pipelines.hybrid import AsOf
+from pipelines.storage import partition
+
+log = get_logger("tasks")
+
+
+def frame_digest(frame: pl.DataFrame) -> str:
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="uncompressed")
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def _lineage(ctx: RunContext, current: AsOf,
+             validation: tuple[AsOf, pl.DataFrame] | None) -> dict:
+    """The ``ds``, the clean event partitions in the window with their hashes, and a digest of
+    every frame the fit saw."""
+    days = ctx.window("clean", "events", days=ctx.settings.features.history_days)
+    inputs = {f"clean/events/{partition(d)}": hashlib.sha256(
+        ctx.lake.read_bytes("clean", "events", partition(d), "part-0.parquet")).hexdigest()
+        for d in days}
+    frames = {"interactions": current.interactions, "items": current.items,
+              "users": current.users, "item_vectors": current.item_vectors}
+    if current.interest is not None:
+        frames["interest"] = current.interest
+    if validation is not None:
+        frames["validation_interactions"] = validation[0].interactions
+        frames["validation_truth"] = validation[1]
+    return {"ds": ctx.ds.isoformat(), "partitions": inputs,
+            "frames": {k: frame_digest(v) for k, v in frames.items()}}
+
+
+def _config(ctx: RunContext) -> dict:
+    s = ctx.settings
+    return json.loads(json.dumps({
+        "trainer": s.trainer, "model": asdict(s.model), "hybrid": asdict(s.hybrid),
+        "features": asdict(s.features), "embed": asdict(s.embed)}, default=list))
+
+
+def train(ctx: RunContext) -> dict:
+    """Fit the hybrid as of ``ds`` (fusion weights from the validation split before it) and
+    register it as a model version."""
+    from jobs.hybrid_inputs import as_of, open_trainer, validation
+    from pipelines.engines import open_engine
+    from pipelines.hybrid import fit_hybrid
+    from pipelines.registry import model_version, save_hybrid
+
+    started = time.perf_counter()
+    require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
+    require(ctx, ("embeddings", "interest", ctx.part, "part-0.parquet"), "embed")
+    with open_engine(ctx.settings) as engine, open_trainer(ctx) as trainer:
+        current = as_of(ctx, engine, ctx.ds)
+        val = validation(ctx, engine, ctx.ds)
+        hybrid = fit_hybrid(current, val, ctx.settings.hybrid, trainer)
+    lineage, config = _lineage(ctx, current, val), _config(ctx)
+    version = model_version(f"{ctx.ds:%Y%m%d}", lineage, config)
+    save_hybrid(ctx.lake, version, hybrid, config, lineage)
+    b = hybrid.base
+    log.info("model %s: %d users x %d items (%d cold, map fitted on %d warm); fusion %s",
+             version, b.user_ids.len(), b.item_ids.len(), int(b.cold.sum()), b.n_warm_fit,
+             hybrid.fusion.note or hybrid.fusion.positives)
+    return ctx.summary("train", model_version=version, trainer=ctx.settings.trainer,
+                       users=b.user_ids.len(), items=b.item_ids.len(),
+                       cold_items=int(b.cold.sum()), warm_items_mapped=b.n_warm_fit,
+                       nnz=current.interactions.height,
+                       validation_pairs=val[1].height if val else 0,
+                       fusion=hybrid.fusion.to_dict(), seconds=time.perf_counter() - started)
+
+
+def evaluate(ctx: RunContext) -> dict:
+    """Fit every model on what was known at the end of ``ds - holdout_days`` and score it on
+    the new interactions of the days after, up to ``ds``."""
+    from jobs.hybrid_inputs import open_trainer, recommendable, split, validation
+    from pipelines.engines import open_engine
+    from pipelines.evaluate import METRIC_SCHEMA, evaluation_lists, score_lists
+
+    started = time.perf_counter()
+    require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
+    h = ctx.settings.eval.holdout_days
+    cutoff = ctx.ds - timedelta(days=h)
+    metrics = pl.DataFrame(schema=METRIC_SCHEMA)
+    facts: dict = {"cutoff": cutoff.isoformat(), "train_pairs": 0, "test_users": 0,
+                   "test_pairs": 0, "cold_test_pairs": 0}
+    first = ctx.lake.partitions("clean", "events")
+    if first and first[0] <= cutoff:
+        with open_engine(ctx.settings) as engine, open_trainer(ctx) as trainer:
+            train_in, truth = split(ctx, engine, ctx.ds, h)
+            if truth.height:
+                val = validation(ctx, engine, cutoff)
+                lists, hybrid = evaluation_lists(train_in, val, truth, ctx.settings, trainer)
+                cold = hybrid.base.item_ids.filter(hybrid.base.cold)
+                metrics = score_lists(lists, truth, ctx.settings.eval.k, train_in, cold,
+                                      recommendable(train_in).len())
+                facts["cold_test_pairs"] = truth.filter(
+                    pl.col("item_id").is_in(cold.implode())).height
+        facts.update(train_pairs=train_in.interactions.height,
+                     test_users=truth["user_id"].n_unique(), test_pairs=truth.height)
+    if metrics.is_empty():
+        log.warning("no held-out interactions of known users and items: nothing to evaluate")
+    ctx.lake.write_parquet(metrics, "runs", ctx.part, "metrics.parquet")
+    ctx.lake.write_json(metrics.to_dicts(), "runs", ctx.part, "metrics.json")
+    for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])
+                              & (pl.col("k") == min(ctx.settings.eval.k))).iter_rows(named=True):
+        log.info("%-12s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
+    return ctx.summary("evaluate", seconds=time.perf_counter() - started, **facts)
+
+
+def precompute(ctx: RunContext) -> dict:
+    """Top-N per active user from the day's hybrid, with a reason per row, into staging."""
+    from pipelines.reasons import explain
+    from pipelines.recommend import als_lists, popularity_ranking
+    from pipelines.registry import load_hybrid
+
+    started = time.perf_counter()
+    require(ctx, ("runs", ctx.part, "train.json"), "train")
+    version = ctx.lake.read_json("runs", ctx.part, "train.json")["model_version"]
+    hybrid = load_hybrid(ctx.lake, version)
+    interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
+    user_feats = ctx.lake.read_parquet("features", ctx.part, "users.parquet")
+    active = user_feats.filter(
+        pl.col("days_since_last") <= ctx.settings.features.active_days)["user_id"]
+    catalog = ctx.catalog()
+    available = catalog.filter(pl.col("available"))["item_id"]
+    n = ctx.settings.serve.top_n
+    seen = interactions.select("user_id", "item_id") if ctx.settings.serve.exclude_seen else None
+    lists = als_lists(hybrid.augmented(), hybrid.base.user_ids, hybrid.base.item_ids, active,
+                      n, seen, available)
+    item_vecs = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
+    cold = hybrid.base.item_ids.filter(hybrid.base.cold)
+    lists = explain(lists, interactions, item_vecs, catalog, cold=cold)
+    item_pop = ctx.lake.read_parquet("features", ctx.part, "items.parquet")
+    popular = popularity_ranking(item_pop, available, n)
+    ctx.lake.write_parquet(lists, "staging", ctx.part, "recommendations.parquet")
+    ctx.lake.write_parquet(popular, "staging", ctx.part, "popular.parquet")
+    cold_rows = lists.filter(pl.col("item_id").is_in(cold.implode())).height
+    log.info("%d lists (%d rows, %d of cold items) for %d active users; %d popular items",
+             lists["user_id"].n_unique(), lists.height, cold_rows, active.len(), popular.height)
+    return ctx.summary("precompute", model_version=version, active_users=active.len(),
+                       users=lists["user_id"].n_unique(), rows=lists.height,
+                       cold_item_rows=cold_rows, seconds=time.perf_counter() - started)

@@ -34,9 +34,16 @@ def _context(context: Mapping[str, Any]):
 
 
 def run(task: str, context: Mapping[str, Any]) -> dict:
-    from jobs.tasks import run_task
+    """Run the task; a failure that explains itself (bad data, a refused model, a missing
+    upstream output) fails without retries, since a retry would meet the same input."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    return run_task(task, _context(context))
+    from jobs.tasks import EXPECTED_FAILURES, run_task
+
+    try:
+        return run_task(task, _context(context))
+    except EXPECTED_FAILURES as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def on_failure(context: Mapping[str, Any]) -> None:

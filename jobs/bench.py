@@ -171,8 +171,12 @@ def bench_aggregate(n_events: int, repeat: int,
 
 
 def _embed(args: argparse.Namespace) -> list[dict]:
-    from jobs.bench_embed import bench_embed
+    from jobs.bench_embed import amazon_folder, bench_embed
 
+    if not (amazon_folder() / "Scientific.item.json").is_file():
+        print(f"# embed: skipped, no Amazon item texts in {amazon_folder()} "
+              "(set RECS_AMAZON_DIR)")
+        return []
     return bench_embed(args.texts, args.repeat, args.device)
 
 

@@ -18,10 +18,13 @@ from pipelines.texts import item_texts
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-scientific"
 
 
+def amazon_folder() -> Path:
+    return Path(os.environ.get("RECS_AMAZON_DIR", SHARED))
+
+
 def amazon_texts(n_texts: int) -> list[str]:
     """The first ``n_texts`` item texts of the Amazon set, built with the default template."""
-    folder = Path(os.environ.get("RECS_AMAZON_DIR", SHARED))
-    items = load_amazon_items(folder).head(n_texts)
+    items = load_amazon_items(amazon_folder()).head(n_texts)
     return item_texts(items, EmbedSettings().item_template)["text"].to_list()
 
 

@@ -48,15 +48,24 @@ def as_of(ctx: RunContext, engine: Engine, day: date) -> AsOf:
     catalog = replace(ctx, ds=day).catalog()["item_id"]
     item_day = _latest(ctx, day, "embeddings", "items")
     vectors = pl.DataFrame(schema={"item_id": pl.String, "vector": pl.Array(pl.Float32, 0)})
+    model = None
     if item_day is not None:
-        vectors = (ctx.lake.read_parquet("embeddings", "items", partition(item_day),
-                                         "part-0.parquet")
-                   .select("item_id", "vector")
+        stored = ctx.lake.read_parquet("embeddings", "items", partition(item_day),
+                                       "part-0.parquet")
+        model = stored["model"][0] if stored.height else None
+        vectors = (stored.select("item_id", "vector")
                    .filter(pl.col("item_id").is_in(catalog.implode())))
     interest_day = _latest(ctx, day, "embeddings", "interest")
-    interest = None if interest_day is None else ctx.lake.read_parquet(
-        "embeddings", "interest", partition(interest_day), "part-0.parquet",
-    ).select("user_id", "vector")
+    interest = None
+    if interest_day is not None:
+        stored = ctx.lake.read_parquet("embeddings", "interest", partition(interest_day),
+                                       "part-0.parquet")
+        # Cosines only mean something between vectors of one model at one precision.
+        if stored.height and stored["model"][0] == model:
+            interest = stored.select("user_id", "vector")
+        elif stored.height:
+            log.warning("interest memory of %s is from another embedding model than the item "
+                        "vectors of %s: not used", interest_day, item_day)
     log.info("inputs as of %s: %d interactions, item vectors of %s, interest memory of %s",
              day, feats["interactions"].height, item_day, interest_day)
     return AsOf(interactions=feats["interactions"], items=feats["items"], users=feats["users"],
@@ -83,9 +92,9 @@ def split(ctx: RunContext, engine: Engine, day: date,
 
 def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.DataFrame] | None:
     """The fusion's validation split for a model as of ``day``, or None with nothing in it."""
-    first = ctx.lake.partitions("clean", "events")
+    days = ctx.lake.partitions("clean", "events")
     start = day - timedelta(days=ctx.settings.hybrid.validation_days)
-    if not first or start < first[0]:
+    if not days or start < days[0]:
         log.warning("no history before %s for a validation split: fusion ranks by ALS", start)
         return None
     train, truth = split(ctx, engine, day, ctx.settings.hybrid.validation_days)

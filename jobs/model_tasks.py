@@ -15,42 +15,59 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.preconditions import require
-from pipelines.hybrid import AsOf
+from pipelines.hybrid import INPUT_COLUMNS, AsOf
 from pipelines.storage import partition
 
 log = get_logger("tasks")
 
 
 def frame_digest(frame: pl.DataFrame) -> str:
+    """sha256 of the frame's content, the same whichever engine computed it: columns by name,
+    integers as Int64, floats to 12 significant digits (engines may differ in the last bit of a
+    mean), in one chunk (the bytes of an IPC file depend on how rows are split into batches)."""
+    canon = frame.select(
+        pl.col(c).round_sig_figs(12).cast(pl.Float64) if t.is_float()
+        else pl.col(c).cast(pl.Int64) if t.is_integer() else pl.col(c)
+        for c, t in sorted(frame.schema.items()))
     buf = io.BytesIO()
-    frame.write_ipc(buf, compression="uncompressed")
+    canon.rechunk().write_ipc(buf, compression="uncompressed")
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
 def _lineage(ctx: RunContext, current: AsOf,
              validation: tuple[AsOf, pl.DataFrame] | None) -> dict:
     """The ``ds``, the clean event partitions in the window with their hashes, and a digest of
-    every frame the fit saw."""
+    the columns the fit read from each of its inputs and those of its validation split."""
     days = ctx.window("clean", "events", days=ctx.settings.features.history_days)
     inputs = {f"clean/events/{partition(d)}": hashlib.sha256(
         ctx.lake.read_bytes("clean", "events", partition(d), "part-0.parquet")).hexdigest()
         for d in days}
-    frames = {"interactions": current.interactions, "items": current.items,
-              "users": current.users, "item_vectors": current.item_vectors}
-    if current.interest is not None:
-        frames["interest"] = current.interest
+    frames = {}
+    for prefix, asof in (("", current), ("validation_", validation and validation[0])):
+        for name, columns in INPUT_COLUMNS.items():
+            frame = getattr(asof, name) if asof is not None else None
+            if frame is not None:
+                frames[prefix + name] = frame.select(columns)
     if validation is not None:
-        frames["validation_interactions"] = validation[0].interactions
         frames["validation_truth"] = validation[1]
     return {"ds": ctx.ds.isoformat(), "partitions": inputs,
             "frames": {k: frame_digest(v) for k, v in frames.items()}}
 
 
 def _config(ctx: RunContext) -> dict:
+    """The settings a fit depends on, with the ALS backend as resolved on this worker (the GPU
+    and the Spark master give other factors)."""
+    from pipelines.als import implicit_has_cuda
+
     s = ctx.settings
+    if s.trainer == "spark_als":
+        backend = f"spark_als on {s.spark.master}"
+    else:
+        backend = "implicit-gpu" if s.device != "cpu" and implicit_has_cuda() else "implicit-cpu"
     return json.loads(json.dumps({
-        "trainer": s.trainer, "model": asdict(s.model), "hybrid": asdict(s.hybrid),
-        "features": asdict(s.features), "embed": asdict(s.embed)}, default=list))
+        "trainer": s.trainer, "backend": backend, "model": asdict(s.model),
+        "hybrid": asdict(s.hybrid), "features": asdict(s.features), "embed": asdict(s.embed)},
+        default=list))
 
 
 def train(ctx: RunContext) -> dict:
@@ -97,8 +114,8 @@ def evaluate(ctx: RunContext) -> dict:
     metrics = pl.DataFrame(schema=METRIC_SCHEMA)
     facts: dict = {"cutoff": cutoff.isoformat(), "train_pairs": 0, "test_users": 0,
                    "test_pairs": 0, "cold_test_pairs": 0}
-    first = ctx.lake.partitions("clean", "events")
-    if first and first[0] <= cutoff:
+    days = ctx.lake.partitions("clean", "events")
+    if days and days[0] <= cutoff:
         with open_engine(ctx.settings) as engine, open_trainer(ctx) as trainer:
             train_in, truth = split(ctx, engine, ctx.ds, h)
             if truth.height:

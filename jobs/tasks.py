@@ -316,7 +316,7 @@ def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict
 def publish(ctx: RunContext) -> dict:
     """Judge the model by its holdout numbers, write the run report, then audit the staged
     lists and publish them with metrics and the run record, atomically."""
-    from pipelines.gate import QualityGateError, judge, lift
+    from pipelines.gate import judge, lift
     from pipelines.warehouse import RunBatch
 
     started = time.perf_counter()
@@ -326,10 +326,9 @@ def publish(ctx: RunContext) -> dict:
     metrics = ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet")
     gate = ctx.settings.gate
     warehouse = ctx.warehouse()
-    verdict = judge(metrics, lift(warehouse.published_metrics(ctx.ds), gate), gate)
+    previous = warehouse.published_metrics(ctx.ds, gate.metric, gate.k)
+    verdict = judge(metrics, lift(previous, gate), gate)
     report = _write_report(ctx, version, metrics, verdict.to_dict())
-    ctx.lake.write_json({"metrics": metrics.to_dicts(), "gate": verdict.to_dict()},
-                        "models", version, "metrics.json", quiet=True)
     if not verdict.passed:
         warehouse.record_run(ctx.run_id, ctx.ds, "failed", _run_started(ctx),
                              datetime.now(UTC), f"quality gate: {verdict.reason}", report)
@@ -352,6 +351,9 @@ def publish(ctx: RunContext) -> dict:
         report=report,
     )
     rows = warehouse.publish(batch)
+    ctx.lake.write_json({"ds": ctx.ds.isoformat(), "run_id": ctx.run_id,
+                         "metrics": metrics.to_dicts(), "gate": verdict.to_dict()},
+                        "models", version, "metrics.json", quiet=True)
     log.info("published %d rows for %s (model %s); gate: %s", rows, ctx.ds, version,
              verdict.reason)
     return ctx.summary("publish", rows=rows, model_version=version, gate=verdict.to_dict(),

@@ -21,8 +21,8 @@ Search space (each range widened to take in the current value, which is trial 0)
 ``hybrid.fusion_l2``       log-uniform in [1e-4, 10]
 =========================  ==========================================
 
-Objective: the hybrid's NDCG@``gate.k`` on the target pairs (maximised); popularity's NDCG is
-kept on each trial for context. The lake is only read.
+Objective: the hybrid's ``gate.metric@gate.k`` (NDCG@10 by default) on the target pairs
+(maximised); popularity's value is kept on each trial for context. The lake is only read.
 """
 
 from __future__ import annotations
@@ -115,13 +115,13 @@ def load_inputs(ctx: RunContext) -> TuneInputs:
 
 
 def score(inputs: TuneInputs, settings: Settings, trainer: Trainer) -> dict[str, float]:
-    """NDCG@gate.k of the hybrid and of popularity, exactly as the evaluate task computes it."""
+    """gate.metric@gate.k of the hybrid and of popularity, as the evaluate task computes it."""
     from pipelines.evaluate import evaluation_lists
-    from pipelines.metrics import ndcg_at_k
+    from pipelines.metrics import METRICS
 
     lists, _ = evaluation_lists(inputs.train, inputs.validation, inputs.truth, settings, trainer)
-    k = settings.gate.k
-    return {m: ndcg_at_k(lists[m], inputs.truth, k) for m in ("hybrid", "popularity")}
+    metric, k = METRICS[settings.gate.metric], settings.gate.k
+    return {m: metric(lists[m], inputs.truth, k) for m in ("hybrid", "popularity")}
 
 
 def objective(ctx: RunContext, inputs: TuneInputs) -> Callable[[optuna.Trial], float]:
@@ -158,7 +158,8 @@ def run_study(ctx: RunContext, inputs: TuneInputs, n_trials: int,
     sampler = optuna.samplers.TPESampler(seed=ctx.settings.model.seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial(current_params(ctx.settings))
-    print(f"{'trial':>5}  {f'ndcg@{ctx.settings.gate.k}':>8}  {'time':>7}  params", flush=True)
+    name = f"{ctx.settings.gate.metric}@{ctx.settings.gate.k}"
+    print(f"{'trial':>5}  {name:>8}  {'time':>7}  params", flush=True)
     study.optimize(objective(ctx, inputs), n_trials=n_trials, timeout=timeout,
                    callbacks=[print_trial])
     return study
@@ -194,7 +195,8 @@ def tune(ctx: RunContext, n_trials: int = DEFAULT_TRIALS, timeout: float | None 
     k = ctx.settings.gate.k
     lift = (best.value / first.value - 1) * 100 if first.value else float("nan")
     summary = [
-        f"recs tune --ds {ctx.ds}: hybrid ndcg@{k} on the new pairs of ({inputs.start}, "
+        f"recs tune --ds {ctx.ds}: hybrid {ctx.settings.gate.metric}@{k} on the new pairs of "
+        f"({inputs.start}, "
         f"{ctx.ds}], models as of {inputs.start}; {len(study.trials)} trials",
         f"current config (trial 0): {first.value:.4f}; popularity: "
         f"{first.user_attrs['popularity']:.4f}",

@@ -16,6 +16,7 @@ from pipelines.schema import EVENT_TYPES
 
 ENGINES = ("polars", "spark", "dask")
 TRAINERS = ("implicit", "spark_als")
+RANKING_METRICS = ("recall", "precision", "ndcg", "map", "hit_rate")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -118,11 +119,11 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class GateSettings:
-    metric: str = "ndcg"
+    metric: str = "ndcg"  # one of RANKING_METRICS, at k
     k: int = 10
-    # Publish only if hybrid >= popularity * (1 + min_lift) ...
+    # Publish only if hybrid > popularity * (1 + min_lift) on this run's holdout ...
     min_lift_over_popularity: float = 0.0
-    # ... and hybrid >= (the last published run's hybrid) * (1 - tolerance).
+    # ... and hybrid / popularity >= (that ratio of the last published run) * (1 - tolerance).
     tolerance: float = 0.1
     force_publish: bool = False  # set for one run (param or flag) to publish anyway
 
@@ -190,6 +191,8 @@ class Settings:
             (self.hybrid.validation_days >= 1, "hybrid.validation_days must be at least 1"),
             (self.hybrid.candidates >= 1, "hybrid.candidates must be at least 1"),
             (self.gate.k in self.eval.k, "gate.k must be one of eval.k"),
+            (self.gate.metric in RANKING_METRICS,
+             f"gate.metric must be one of {', '.join(RANKING_METRICS)}"),
             (self.gate.tolerance >= 0, "gate.tolerance must not be negative"),
             (self.embed.precision in PRECISIONS,
              f"embed.precision must be one of {', '.join(PRECISIONS)}"),

@@ -212,6 +212,13 @@ class Encoder:
         return torch.autocast(device_type=self.device, dtype=dtype)
 
 
+def vector_matrix(frame: pl.DataFrame, column: str = "vector") -> np.ndarray:
+    """A fixed-size list column as a rows x dim float32 matrix."""
+    if frame.height == 0:
+        return np.zeros((0, frame.schema[column].size), dtype=np.float32)
+    return frame[column].to_numpy().reshape(frame.height, -1).astype(np.float32)
+
+
 def vectors_frame(keys: pl.Series, vectors: np.ndarray) -> pl.DataFrame:
     """Ids with their vectors as a fixed-size float32 list column ``vector``."""
     dim = vectors.shape[1] if vectors.ndim == 2 else 0

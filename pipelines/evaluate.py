@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from pipelines.als import Factors
 from pipelines.config import Settings
+from pipelines.embed import vector_matrix
 from pipelines.hybrid import AsOf, Hybrid, Trainer, fit_hybrid
 from pipelines.metrics import METRICS, coverage_at_k, novelty_at_k, recall_at_k
 from pipelines.recommend import als_lists, popularity_lists, popularity_ranking
@@ -32,10 +32,6 @@ def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Seri
     )
 
 
-def _matrix(frame: pl.DataFrame) -> np.ndarray:
-    return frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
-
-
 def evaluation_lists(train: AsOf, validation: tuple[AsOf, pl.DataFrame] | None,
                      truth: pl.DataFrame, settings: Settings,
                      trainer: Trainer) -> tuple[dict[str, pl.DataFrame], Hybrid]:
@@ -58,7 +54,7 @@ def evaluation_lists(train: AsOf, validation: tuple[AsOf, pl.DataFrame] | None,
     }
     if train.interest is not None and train.item_vectors.height:
         interest = train.interest.select("user_id", "vector").sort("user_id")
-        vectors = Factors(user=_matrix(interest), item=base.item_vectors)
+        vectors = Factors(user=vector_matrix(interest), item=base.item_vectors)
         embedded = train.item_vectors["item_id"]
         lists["embedding"] = als_lists(vectors, interest["user_id"], base.item_ids, users, k,
                                        seen, available=embedded)

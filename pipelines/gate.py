@@ -60,9 +60,10 @@ def judge(metrics: pl.DataFrame, previous: float | None, cfg: GateSettings) -> V
                                     "unknown, published unchecked", numbers)
     problems = []
     need = popularity * (1 + cfg.min_lift_over_popularity)
-    if hybrid < need:
+    if hybrid <= need:
         problems.append(f"hybrid {name} {hybrid:.4f} does not beat popularity {popularity:.4f} "
-                        f"by {cfg.min_lift_over_popularity:.0%} (needs {need:.4f})")
+                        f"by more than {cfg.min_lift_over_popularity:.0%} "
+                        f"(needs more than {need:.4f})")
     if previous is not None and current is not None and current < previous * (1 - cfg.tolerance):
         problems.append(f"lift over popularity {current:.3f} is more than {cfg.tolerance:.0%} "
                         f"below the last published model's {previous:.3f}")

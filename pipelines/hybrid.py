@@ -28,6 +28,7 @@ import polars as pl
 
 from pipelines.als import Factors, InteractionMatrix, build_matrix
 from pipelines.config import HybridSettings
+from pipelines.embed import vector_matrix
 from pipelines.recommend import seen_matrix
 from pipelines.scoring import top_n
 
@@ -36,6 +37,16 @@ SEGMENTS = ("light", "heavy")
 MIN_POSITIVES = 5  # below this a segment borrows the pooled weights
 
 Trainer = Callable[[InteractionMatrix], Factors]
+
+
+# The columns of each input the hybrid reads (a model version hashes only these).
+INPUT_COLUMNS = {
+    "interactions": ("user_id", "item_id", "confidence"),
+    "items": ("item_id", "n_users", "popularity", "trend"),
+    "users": ("user_id", "n_events"),
+    "item_vectors": ("item_id", "vector"),
+    "interest": ("user_id", "vector"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,12 +58,6 @@ class AsOf:
     users: pl.DataFrame  # user_id, n_events (in the history window)
     item_vectors: pl.DataFrame  # item_id, vector: every item that may be recommended
     interest: pl.DataFrame | None  # user_id, vector; None when no interest memory exists
-
-
-def _matrix(frame: pl.DataFrame) -> np.ndarray:
-    if frame.height == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return frame["vector"].to_numpy().reshape(frame.height, -1).astype(np.float32)
 
 
 def fit_content_map(embeddings: np.ndarray, factors: np.ndarray, ridge: float) -> np.ndarray:
@@ -84,19 +89,23 @@ def build_base(asof: AsOf, cfg: HybridSettings, trainer: Trainer) -> Base:
     factors = trainer(data)
     vectors = asof.item_vectors.select("item_id", "vector").sort("item_id")
     item_ids = pl.concat([data.item_ids, vectors["item_id"]]).unique().sort()
+    # Every array below is aligned with these rows, so every join keeps the left order.
     frame = (
         pl.DataFrame({"item_id": item_ids})
         .join(pl.DataFrame({"item_id": data.item_ids,
-                            "_als": np.arange(data.item_ids.len())}), on="item_id", how="left")
-        .join(vectors.with_row_index("_emb"), on="item_id", how="left")
-        .join(asof.items.select("item_id", "n_users", "popularity", "trend"), on="item_id",
-              how="left")
+                            "_als": np.arange(data.item_ids.len())}), on="item_id", how="left",
+              maintain_order="left")
+        .join(vectors.with_row_index("_emb"), on="item_id", how="left", maintain_order="left")
+        .join(asof.items.select("item_id", "n_users", "popularity", "trend")
+              .unique("item_id", keep="first"), on="item_id", how="left",
+              maintain_order="left")
         .with_columns(pl.col("n_users", "popularity", "trend").fill_null(0))
     )
+    assert frame["item_id"].equals(item_ids), "item rows out of order"
     dim = vectors.schema["vector"].size if vectors.height else 0
     emb = np.zeros((frame.height, dim), dtype=np.float32)
     has_emb = frame["_emb"].is_not_null().to_numpy()
-    emb[has_emb] = _matrix(vectors)[frame["_emb"].drop_nulls().to_numpy()]
+    emb[has_emb] = vector_matrix(vectors)[frame["_emb"].drop_nulls().to_numpy()]
     item_factors = np.zeros((frame.height, factors.item.shape[1]), dtype=np.float32)
     in_als = frame["_als"].is_not_null().to_numpy()
     item_factors[in_als] = factors.item[frame["_als"].drop_nulls().to_numpy()]
@@ -122,14 +131,15 @@ def interest_matrix(base: Base, interest: pl.DataFrame | None) -> np.ndarray:
         return out
     idx = (pl.DataFrame({"user_id": base.user_ids}).with_row_index("_u")
            .join(interest.select("user_id", "vector"), on="user_id"))
-    out[idx["_u"].to_numpy()] = _matrix(idx)
+    out[idx["_u"].to_numpy()] = vector_matrix(idx)
     return out
 
 
 def heavy_users(base: Base, users: pl.DataFrame, cfg: HybridSettings) -> np.ndarray:
     """bool per ``base.user_ids``: at least ``heavy_user_events`` events in the window."""
     n = (pl.DataFrame({"user_id": base.user_ids})
-         .join(users.select("user_id", "n_events"), on="user_id", how="left")
+         .join(users.select("user_id", "n_events").unique("user_id", keep="first"),
+               on="user_id", how="left", maintain_order="left")
          ["n_events"].fill_null(0).to_numpy())
     return n >= cfg.heavy_user_events
 
@@ -225,21 +235,26 @@ def fit_fusion(base: Base, interest: pl.DataFrame | None, users: pl.DataFrame,
     the new positive pairs of its days."""
     known = pl.DataFrame({"user_id": base.user_ids}).with_row_index("_u").join(
         truth.select("user_id").unique(), on="user_id").sort("user_id")
-    if known.height > cfg.validation_users:  # a fixed, id-ordered sample keeps it affordable
-        known = known.head(cfg.validation_users)
+    if known.height > cfg.validation_users:
+        # A fixed sample spread over all users (not the oldest ids) keeps the fit affordable;
+        # polars' hash is stable for the pinned version.
+        known = (known.sort(pl.col("user_id").hash(seed=0), "user_id")
+                 .head(cfg.validation_users).sort("user_id"))
     if known.is_empty():
         return Fusion.als_only("no validation users: ALS scores only")
     imat = interest_matrix(base, interest)
     u, i = candidates(base, imat, known["_u"].to_numpy().astype(np.int64), cfg.candidates, seen)
     x = pair_features(base, imat, u, i)
-    label_pairs = (truth.select("user_id", "item_id").unique()
-                   .join(pl.DataFrame({"user_id": base.user_ids}).with_row_index("_u"),
-                         on="user_id")
-                   .join(pl.DataFrame({"item_id": base.item_ids}).with_row_index("_i"),
-                         on="item_id"))
-    positive = set(zip(label_pairs["_u"].to_list(), label_pairs["_i"].to_list(), strict=True))
-    y = np.fromiter(((a, b) in positive for a, b in zip(u.tolist(), i.tolist(), strict=True)),
-                    dtype=np.float64, count=len(u))
+    labels = (truth.select("user_id", "item_id").unique()
+              .join(pl.DataFrame({"user_id": base.user_ids}).with_row_index("_u"),
+                    on="user_id")
+              .join(pl.DataFrame({"item_id": base.item_ids}).with_row_index("_i"),
+                    on="item_id")
+              .select(pl.col("_u").cast(pl.Int64), pl.col("_i").cast(pl.Int64),
+                      pl.lit(1.0).alias("y")))
+    y = (pl.DataFrame({"_u": u.astype(np.int64), "_i": i.astype(np.int64)})
+         .join(labels, on=["_u", "_i"], how="left", maintain_order="left")
+         ["y"].fill_null(0.0).to_numpy())
     if y.sum() < MIN_POSITIVES:
         return Fusion.als_only(f"{int(y.sum())} validation positives among the candidates: "
                                "ALS scores only")

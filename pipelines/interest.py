@@ -15,16 +15,13 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from pipelines.embed import vector_matrix
+
 STATE_SCHEMA = {"user_id": pl.String, "updated": pl.Date, "updates": pl.Int32}
 
 
 def empty_state(dim: int) -> pl.DataFrame:
     return pl.DataFrame(schema={**STATE_SCHEMA, "vector": pl.Array(pl.Float32, dim)})
-
-
-def _matrix(frame: pl.DataFrame) -> np.ndarray:
-    dim = frame.schema["vector"].size
-    return frame["vector"].to_numpy().reshape(frame.height, dim).astype(np.float64)
 
 
 def update_interest(prev: pl.DataFrame, today: pl.DataFrame, alpha: float,
@@ -43,12 +40,12 @@ def update_interest(prev: pl.DataFrame, today: pl.DataFrame, alpha: float,
     today = today.select("user_id", "vector").unique("user_id").sort("user_id")
     known = today.join(prev.select("user_id", "updates", pl.col("vector").alias("_prev")),
                        on="user_id", how="left")
-    h = _matrix(known)
+    h = vector_matrix(known).astype(np.float64)
     has_prev = known["_prev"].is_not_null().to_numpy()
     u = h.copy()
     if has_prev.any():
-        prior = _matrix(known.filter(pl.col("_prev").is_not_null())
-                        .select(pl.col("_prev").alias("vector")))
+        prior = vector_matrix(known.filter(pl.col("_prev").is_not_null()),
+                              "_prev").astype(np.float64)
         u[has_prev] = (1 - alpha) * prior + alpha * h[has_prev]
     norms = np.linalg.norm(u, axis=1, keepdims=True)
     u = np.divide(u, norms, out=np.zeros_like(u), where=norms > 0)

@@ -134,9 +134,10 @@ class DuckDBWarehouse:
                 con.execute("rollback")
                 raise
 
-    def published_metrics(self, before: date) -> pl.DataFrame:
+    def published_metrics(self, before: date, metric: str, k: int) -> pl.DataFrame:
         """``model, metric, k, value`` of the newest run published for a ``ds`` before
-        ``before`` (empty when there is none)."""
+        ``before`` whose evaluation has ``metric@k`` for the hybrid and popularity (empty when
+        there is none: runs published unevaluated are skipped)."""
         empty = pl.DataFrame(schema={"model": pl.String, "metric": pl.String, "k": pl.Int32,
                                      "value": pl.Float64})
         if not Path(self.path).exists():
@@ -150,9 +151,15 @@ class DuckDBWarehouse:
             found = con.sql(
                 """
                 select model, metric, k, value from recs.model_metrics
-                where ds = (select max(ds) from recs.recommendations where ds < ?)
+                where ds = (
+                    select m.ds from recs.model_metrics m
+                    where m.ds < ? and m.metric = ? and m.k = ?
+                      and m.model in ('hybrid', 'popularity')
+                      and m.ds in (select ds from recs.pipeline_runs where status = 'success')
+                    group by m.ds having count(distinct m.model) = 2
+                    order by m.ds desc limit 1)
                 order by model, metric, k
-                """, params=[before]).to_arrow_table()
+                """, params=[before, metric, k]).to_arrow_table()
         return pl.from_arrow(found).cast(empty.schema) if found.num_rows else empty
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
@@ -215,7 +222,8 @@ def _upsert_run(con, run_id: str, ds: date, status: str, started_at: datetime | 
              report)
         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         on conflict (run_id) do update set
-            ds = excluded.ds, status = excluded.status, started_at = excluded.started_at,
+            ds = excluded.ds, status = excluded.status,
+            started_at = coalesce(excluded.started_at, recs.pipeline_runs.started_at),
             finished_at = excluded.finished_at, model_version = excluded.model_version,
             n_users = excluded.n_users, n_rows = excluded.n_rows, message = excluded.message,
             report = coalesce(excluded.report, recs.pipeline_runs.report)

@@ -40,7 +40,7 @@ def test_defaults() -> None:
     assert s.features.event_weights["purchase"] == 8.0
     assert s.model == ModelSettings(factors=32, iterations=15, regularization=5.0, alpha=1.0,
                                     seed=42)
-    assert s.eval == EvalSettings(holdout_days=3, k=(10, 20))
+    assert s.eval == EvalSettings(holdout_days=3, k=(10, 20, 50))
     assert s.serve == ServeSettings(top_n=100, exclude_seen=True)
 
 
@@ -144,6 +144,13 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
         ("[features.event_weights]\nlike = 1.0\n", NO_ENV, "unknown event types"),
         ("[serve]\ntop_n = 0\n", NO_ENV, "serve.top_n"),
         ("[eval]\nholdout_days = 0\n", NO_ENV, "eval.holdout_days"),
+        ('trainer = "mahout"\n', NO_ENV, "trainer='mahout'"),
+        ("", {"RECS_TRAINER": "sgd"}, "trainer='sgd'"),
+        ('[gate]\nmetric = "NDCG"\n', NO_ENV, "gate.metric"),
+        ("[gate]\nk = 5\n", NO_ENV, "gate.k"),
+        ('[embed]\nprecision = "int8"\n', NO_ENV, "embed.precision"),
+        ("[embed]\ninterest_alpha = 0.0\n", NO_ENV, "embed.interest_alpha"),
+        ("[hybrid]\nridge = 0.0\n", NO_ENV, "hybrid.ridge"),
     ],
 )
 def test_bad_values_raise(tmp_path: Path, text: str, env: dict, match: str) -> None:

@@ -254,7 +254,8 @@ def embed(ctx: RunContext) -> dict:
         new = frame["text_hash"].is_in(missing["text_hash"].implode()).sum()
         counts[kind] = {"texts": frame.height, "embedded": int(new),
                         "reused": frame.height - int(new)}
-    # A rerun of this ds must not count its own cache entries as new work.
+    # A rerun of this ds finds its own entries cached and embeds nothing: keep them, rather
+    # than overwrite the day's cache partition with an empty one.
     if fresh.height or not ctx.lake.exists(*cache_parts, ctx.part):
         ctx.lake.write_parquet(fresh, *cache_parts, ctx.part, "part-0.parquet")
     interest = _update_interest(ctx, vectors["users"], encoder.cache_key)

@@ -18,6 +18,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.features import ensure_daily, merged
 from jobs.logs import get_logger
+from pipelines.config import Settings
 from pipelines.engines import Engine
 from pipelines.evaluate import holdout_truth
 from pipelines.hybrid import AsOf, Trainer
@@ -101,15 +102,25 @@ def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.Dat
     return (train, truth) if truth.height else None
 
 
+def als_backend(settings: Settings) -> str:
+    """Where ALS runs for these settings on this worker: ``implicit-gpu`` (implicit built with
+    CUDA, device not forced to CPU), ``implicit-cpu``, or ``spark_als on <master>``."""
+    from pipelines.als import implicit_has_cuda
+
+    if settings.trainer == "spark_als":
+        return f"spark_als on {settings.spark.master}"
+    return "implicit-gpu" if settings.device != "cpu" and implicit_has_cuda() else "implicit-cpu"
+
+
 @contextmanager
 def open_trainer(ctx: RunContext) -> Iterator[Trainer]:
     """``implicit`` in this process (on the GPU when implicit was built with CUDA and the
     device allows it), or Spark MLlib on the configured Spark (``trainer``)."""
-    from pipelines.als import fit_als, implicit_has_cuda
+    from pipelines.als import fit_als
 
     cfg = ctx.settings.model
     if ctx.settings.trainer != "spark_als":
-        use_gpu = ctx.settings.device != "cpu" and implicit_has_cuda()
+        use_gpu = als_backend(ctx.settings) == "implicit-gpu"
         yield lambda data: fit_als(data, cfg, use_gpu=use_gpu)
         return
     from pipelines.spark import spark_session

@@ -57,15 +57,11 @@ def _lineage(ctx: RunContext, current: AsOf,
 def _config(ctx: RunContext) -> dict:
     """The settings a fit depends on, with the ALS backend as resolved on this worker (the GPU
     and the Spark master give other factors)."""
-    from pipelines.als import implicit_has_cuda
+    from jobs.hybrid_inputs import als_backend
 
     s = ctx.settings
-    if s.trainer == "spark_als":
-        backend = f"spark_als on {s.spark.master}"
-    else:
-        backend = "implicit-gpu" if s.device != "cpu" and implicit_has_cuda() else "implicit-cpu"
     return json.loads(json.dumps({
-        "trainer": s.trainer, "backend": backend, "model": asdict(s.model),
+        "trainer": s.trainer, "backend": als_backend(s), "model": asdict(s.model),
         "hybrid": asdict(s.hybrid), "features": asdict(s.features), "embed": asdict(s.embed)},
         default=list))
 

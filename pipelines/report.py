@@ -56,7 +56,7 @@ Values = dict[tuple[str, str, int], float]  # (model, metric, k) -> value, NaN w
 
 
 class ReportInputError(ValueError):
-    pass
+    """A metrics or cold-item frame without the columns the report reads."""
 
 
 def render_report(ds: date, run_id: str, model_version: str | None,

@@ -4,8 +4,8 @@
 Turns the day's raw interaction logs into precomputed top-N recommendations in the warehouse
 (`recs.recommendations_current`). One task per step; each is a one-line call into `jobs/`.
 
-validate → aggregate → embed → train → precompute → publish, with evaluate (on the held-out
-days before `ds`) feeding publish's quality gate. Every task works on the run's logical date
+validate → aggregate → embed → train → precompute (one mapped task per user shard) → publish,
+with evaluate (on the held-out days before `ds`) feeding publish's quality gate. Every task works on the run's logical date
 `ds` only, so a rerun or a backfill of a date replaces that date's results.
 """
 
@@ -52,6 +52,8 @@ DEFAULT_ARGS = {
                          description="ALS trainer: implicit in process, or Spark MLlib"),
         "top_n": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
                        description="recommendations per user"),
+        "shards": Param(None, type=["null", "integer"], minimum=1, maximum=256,
+                        description="user shards for precompute, one mapped task each"),
         "accept_anomalies": Param(False, type="boolean",
                                   description="take a day whose quarantine share or volume "
                                               "breaks its data-quality rule"),
@@ -86,9 +88,14 @@ def recs_nightly():
         return run("evaluate", context)
 
     @task
-    def precompute(**context):
+    def shards(**context) -> list[int]:
+        from jobs.airflow_tasks import shard_numbers
+        return shard_numbers(context)
+
+    @task
+    def precompute(shard: int, **context):
         from jobs.airflow_tasks import run
-        return run("precompute", context)
+        return run("precompute", context, shard=shard)
 
     @task
     def publish(**context):
@@ -97,9 +104,11 @@ def recs_nightly():
 
     checked = validate()
     features = aggregate()
-    scored = precompute()
+    # One mapped precompute task per user shard; publish waits for all of them.
+    planned = shards()
+    scored = precompute.expand(shard=planned)
     # The hybrid needs the day's item vectors and interest memory.
-    checked >> features >> embed() >> train() >> scored
+    checked >> features >> embed() >> train() >> planned
     [scored, checked >> evaluate()] >> publish()
 
 

@@ -15,6 +15,7 @@ PARAM_OVERRIDES = {
     "device": "device",
     "trainer": "trainer",
     "top_n": "serve.top_n",
+    "shards": "serve.shards",
     "accept_anomalies": "validate.accept_anomalies",
     "force_publish": "gate.force_publish",
 }
@@ -33,7 +34,12 @@ def _context(context: Mapping[str, Any]):
     return RunContext(settings, date.fromisoformat(context["ds"]), context["run_id"])
 
 
-def run(task: str, context: Mapping[str, Any]) -> dict:
+def shard_numbers(context: Mapping[str, Any]) -> list[int]:
+    """The precompute shards of this run (``serve.shards``, or the run's ``shards`` param)."""
+    return list(range(_context(context).settings.serve.shards))
+
+
+def run(task: str, context: Mapping[str, Any], shard: int | None = None) -> dict:
     """Run the task; a failure that explains itself (bad data, a refused model, a missing
     upstream output) fails without retries, since a retry would meet the same input."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -41,7 +47,7 @@ def run(task: str, context: Mapping[str, Any]) -> dict:
     from jobs.tasks import EXPECTED_FAILURES, run_task
 
     try:
-        return run_task(task, _context(context))
+        return run_task(task, _context(context), shard=shard)
     except EXPECTED_FAILURES as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 

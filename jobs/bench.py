@@ -180,11 +180,26 @@ def _embed(args: argparse.Namespace) -> list[dict]:
     return bench_embed(args.texts, args.repeat, args.device)
 
 
+def _load(args: argparse.Namespace) -> list[dict]:
+    from jobs.bench_load import bench_load
+
+    return bench_load(args.rows, args.repeat, postgres=args.postgres)
+
+
+def _score(args: argparse.Namespace) -> list[dict]:
+    from jobs.bench_score import bench_scoring
+
+    return bench_scoring(args.users, args.items, 64, repeat=args.repeat,
+                         device=args.device)["rows"]
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "validate": lambda a: bench_validate(a.events, a.repeat),
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
                                            a.spark_memory),
     "embed": _embed,
+    "score": _score,
+    "load": _load,
 }
 
 
@@ -200,6 +215,13 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=512,
                         help="Amazon item texts to embed (../shared/data or $RECS_AMAZON_DIR)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--users", type=int, default=20_000,
+                        help="users to score all items for (top-N bench)")
+    parser.add_argument("--items", type=int, default=10_000, help="items of the top-N bench")
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="recommendation rows to load into each warehouse")
+    parser.add_argument("--postgres", default=None,
+                        help="PostgreSQL URL for the load bench (default: a throwaway server)")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {platform.python_version()}, "
           f"{__import__('os').cpu_count()} cores")

@@ -47,7 +47,7 @@ def cmd_task(args: argparse.Namespace) -> int:
     from jobs.tasks import run_task
 
     ctx = RunContext(_settings(args), args.ds, args.run_id or default_run_id(args.ds))
-    run_task(args.name, ctx)
+    run_task(args.name, ctx, shard=args.shard)
     return 0
 
 
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("task", help="one task of the flow (what each Airflow task calls)")
     p.add_argument("name", choices=list(TASKS))
+    p.add_argument("--shard", type=int, help="precompute only: score this user shard "
+                   "(0 .. serve.shards - 1), as a mapped Airflow task does")
     with_run_flags(p)
     p.set_defaults(func=cmd_task)
 

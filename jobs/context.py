@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from jobs.logs import get_logger
-from pipelines.config import Settings, duckdb_path
+from pipelines.config import Settings
 from pipelines.schema import empty_events, empty_items
 from pipelines.storage import Store, partition
 from pipelines.validate import latest_catalog
-from pipelines.warehouse import DuckDBWarehouse
+from pipelines.warehouse import Warehouse, open_warehouse
 
 log = get_logger("context")
 
@@ -38,8 +38,8 @@ class RunContext:
     def part(self) -> str:
         return partition(self.ds)
 
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(duckdb_path(self.settings))
+    def warehouse(self) -> Warehouse:
+        return open_warehouse(self.settings.warehouse)
 
     def window(self, *parts: str, days: int, include_ds: bool = True) -> list[date]:
         """Partitions under ``parts`` in ``(ds - days, ds]`` (or ``< ds`` when not include_ds)."""

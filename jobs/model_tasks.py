@@ -1,5 +1,4 @@
-"""The model tasks: train the hybrid and register it, evaluate every model on the holdout, and
-precompute the day's lists from the registered hybrid."""
+"""The model tasks: train the hybrid and register it, and evaluate every model on the holdout."""
 
 from __future__ import annotations
 
@@ -132,38 +131,3 @@ def evaluate(ctx: RunContext) -> dict:
                               & (pl.col("k") == min(ctx.settings.eval.k))).iter_rows(named=True):
         log.info("%-12s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
     return ctx.summary("evaluate", seconds=time.perf_counter() - started, **facts)
-
-
-def precompute(ctx: RunContext) -> dict:
-    """Top-N per active user from the day's hybrid, with a reason per row, into staging."""
-    from pipelines.reasons import explain
-    from pipelines.recommend import als_lists, popularity_ranking
-    from pipelines.registry import load_hybrid
-
-    started = time.perf_counter()
-    require(ctx, ("runs", ctx.part, "train.json"), "train")
-    version = ctx.lake.read_json("runs", ctx.part, "train.json")["model_version"]
-    hybrid = load_hybrid(ctx.lake, version)
-    interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
-    user_feats = ctx.lake.read_parquet("features", ctx.part, "users.parquet")
-    active = user_feats.filter(
-        pl.col("days_since_last") <= ctx.settings.features.active_days)["user_id"]
-    catalog = ctx.catalog()
-    available = catalog.filter(pl.col("available"))["item_id"]
-    n = ctx.settings.serve.top_n
-    seen = interactions.select("user_id", "item_id") if ctx.settings.serve.exclude_seen else None
-    lists = als_lists(hybrid.augmented(), hybrid.base.user_ids, hybrid.base.item_ids, active,
-                      n, seen, available)
-    item_vecs = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
-    cold = hybrid.base.item_ids.filter(hybrid.base.cold)
-    lists = explain(lists, interactions, item_vecs, catalog, cold=cold)
-    item_pop = ctx.lake.read_parquet("features", ctx.part, "items.parquet")
-    popular = popularity_ranking(item_pop, available, n)
-    ctx.lake.write_parquet(lists, "staging", ctx.part, "recommendations.parquet")
-    ctx.lake.write_parquet(popular, "staging", ctx.part, "popular.parquet")
-    cold_rows = lists.filter(pl.col("item_id").is_in(cold.implode())).height
-    log.info("%d lists (%d rows, %d of cold items) for %d active users; %d popular items",
-             lists["user_id"].n_unique(), lists.height, cold_rows, active.len(), popular.height)
-    return ctx.summary("precompute", model_version=version, active_users=active.len(),
-                       users=lists["user_id"].n_unique(), rows=lists.height,
-                       cold_item_rows=cold_rows, seconds=time.perf_counter() - started)

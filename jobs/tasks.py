@@ -15,7 +15,8 @@ import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
-from jobs.model_tasks import evaluate, precompute, train
+from jobs.model_tasks import evaluate, train
+from jobs.precompute import collect_staged, precompute, precompute_shard
 from jobs.preconditions import UpstreamMissing, require
 from pipelines import quality
 from pipelines.gate import QualityGateError
@@ -316,16 +317,17 @@ def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict
 
 def publish(ctx: RunContext) -> dict:
     """Judge the model by its holdout numbers, write the run report, then audit the staged
-    lists and publish them with metrics and the run record, atomically."""
+    lists of every shard and publish them with metrics and the run record, atomically."""
     from pipelines.gate import judge, lift
-    from pipelines.warehouse import RunBatch
+    from pipelines.recommend import seen_pairs
+    from pipelines.warehouse import PublishRules, RunBatch
 
     started = time.perf_counter()
-    require(ctx, ("staging", ctx.part, "recommendations.parquet"), "precompute")
+    staged = collect_staged(ctx)
     require(ctx, ("runs", ctx.part, "metrics.parquet"), "evaluate")
-    version = ctx.lake.read_json("runs", ctx.part, "precompute.json")["model_version"]
+    version = staged.model_version
     metrics = ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet")
-    gate = ctx.settings.gate
+    gate, serve = ctx.settings.gate, ctx.settings.serve
     warehouse = ctx.warehouse()
     previous = warehouse.published_metrics(ctx.ds, gate.metric, gate.k)
     verdict = judge(metrics, lift(previous, gate), gate)
@@ -335,30 +337,31 @@ def publish(ctx: RunContext) -> dict:
                              datetime.now(UTC), f"quality gate: {verdict.reason}", report)
         raise QualityGateError(f"model {version} not published: {verdict.reason} "
                                "(force_publish overrides)")
-    catalog = ctx.catalog()
+    interactions = ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
+    seen = seen_pairs(interactions, serve)
     batch = RunBatch(
         ds=ctx.ds, run_id=ctx.run_id, model_version=version,
-        recommendations=ctx.lake.read_parquet("staging", ctx.part, "recommendations.parquet"),
-        popular=ctx.lake.read_parquet("staging", ctx.part, "popular.parquet"),
-        metrics=metrics,
-        catalog=catalog.select("item_id", "available"),
-        seen=ctx.lake.read_parquet("features", ctx.part, "interactions.parquet")
-        .select("user_id", "item_id") if ctx.settings.serve.exclude_seen
-        else pl.DataFrame(schema={"user_id": pl.String, "item_id": pl.String}),
-        top_n=ctx.settings.serve.top_n,
+        recommendations=staged.recommendations, popular=staged.popular, metrics=metrics,
+        catalog=ctx.catalog().select("item_id", "title", "category", "available"),
+        seen=seen if seen is not None else pl.DataFrame(
+            schema={"user_id": pl.String, "item_id": pl.String}),
+        active_users=staged.active_users,
         started_at=_run_started(ctx),
         finished_at=datetime.now(UTC),
         message=f"published; gate: {verdict.reason}",
         report=report,
     )
-    rows = warehouse.publish(batch)
+    rules = PublishRules(top_n=serve.top_n, min_user_coverage=serve.min_user_coverage,
+                         retention_days=serve.retention_days)
+    rows = warehouse.publish(batch, rules)
     ctx.lake.write_json({"ds": ctx.ds.isoformat(), "run_id": ctx.run_id,
                          "metrics": metrics.to_dicts(), "gate": verdict.to_dict()},
                         "models", version, "metrics.json", quiet=True)
-    log.info("published %d rows for %s (model %s); gate: %s", rows, ctx.ds, version,
-             verdict.reason)
+    log.info("published %d rows for %s (model %s, %s); gate: %s", rows, ctx.ds, version,
+             warehouse.dialect, verdict.reason)
     return ctx.summary("publish", rows=rows, model_version=version, gate=verdict.to_dict(),
-                       report=report, seconds=time.perf_counter() - started)
+                       warehouse=warehouse.dialect, report=report,
+                       seconds=time.perf_counter() - started)
 
 
 def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: dict) -> str:
@@ -412,12 +415,16 @@ TASKS: dict[str, Callable[[RunContext], dict]] = {
 }
 
 
-def run_task(name: str, ctx: RunContext) -> dict:
+def run_task(name: str, ctx: RunContext, shard: int | None = None) -> dict:
+    """Run one task; ``shard``: only that user shard of precompute."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; tasks are {', '.join(TASKS)}")
-    with log_context(task=name, ds=ctx.ds.isoformat(), run_id=ctx.run_id):
+    if shard is not None and name != "precompute":
+        raise ValueError(f"--shard is for precompute, not {name}")
+    with log_context(task=name if shard is None else f"{name}[{shard}]",
+                     ds=ctx.ds.isoformat(), run_id=ctx.run_id):
         log.info("start")
-        summary = TASKS[name](ctx)
+        summary = TASKS[name](ctx) if shard is None else precompute_shard(ctx, shard)
         log.info("done in %.1fs", summary.get("seconds", 0.0))
         return summary
 

@@ -132,6 +132,16 @@ class GateSettings:
 class ServeSettings:
     top_n: int = 100
     exclude_seen: bool = True
+    # interactions of these types hide an item from the user's list (all types by default;
+    # drop "view" to let viewed-but-not-bought items come back)
+    exclude_event_types: tuple[str, ...] = EVENT_TYPES
+    memory_mb: int = 512            # per scoring block: sets how many users are scored at once
+    shards: int = 1                 # user shards, each scored by its own worker or mapped task
+    mmr_lambda: float = 1.0         # 1 = pure relevance; lower trades relevance for diversity
+    max_per_category: int = 0       # 0 = no cap
+    candidates_factor: int = 3      # re-ranking picks top_n from top_n * this candidates
+    min_user_coverage: float = 0.9  # share of active users that must get a list to publish
+    retention_days: int = 90        # days of published history kept; 0 keeps everything
 
 
 @dataclass(frozen=True)
@@ -160,15 +170,27 @@ class Settings:
             raise ConfigError(f"trainer={self.trainer!r}: expected one of {', '.join(TRAINERS)}")
         if self.device not in DEVICES:
             raise ConfigError(f"device={self.device!r}: expected one of {', '.join(DEVICES)}")
-        if not self.warehouse.startswith("duckdb://"):
+        if not self.warehouse.startswith(("duckdb:///", "postgresql://", "postgres://")):
             raise ConfigError(
-                f"warehouse={self.warehouse!r}: expected duckdb:///path/file.duckdb"
+                f"warehouse={self.warehouse!r}: expected duckdb:///path/file.duckdb or "
+                "postgresql://user@host:port/db"
             )
+        unknown = set(self.serve.exclude_event_types) - set(EVENT_TYPES)
+        if unknown:
+            raise ConfigError(f"serve.exclude_event_types: unknown event types {sorted(unknown)}")
         unknown = set(self.features.event_weights) - set(EVENT_TYPES)
         if unknown:
             raise ConfigError(f"features.event_weights: unknown event types {sorted(unknown)}")
         rules = [
             (self.serve.top_n >= 1, "serve.top_n must be at least 1"),
+            (self.serve.memory_mb >= 1, "serve.memory_mb must be at least 1"),
+            (self.serve.shards >= 1, "serve.shards must be at least 1"),
+            (0 <= self.serve.mmr_lambda <= 1, "serve.mmr_lambda must be between 0 and 1"),
+            (self.serve.max_per_category >= 0, "serve.max_per_category must not be negative"),
+            (self.serve.candidates_factor >= 1, "serve.candidates_factor must be at least 1"),
+            (0 <= self.serve.min_user_coverage <= 1,
+             "serve.min_user_coverage must be between 0 and 1"),
+            (self.serve.retention_days >= 0, "serve.retention_days must not be negative"),
             (self.eval.holdout_days >= 1, "eval.holdout_days must be at least 1"),
             (bool(self.eval.k) and min(self.eval.k) >= 1, "eval.k must list cut-offs >= 1"),
             (self.features.history_days >= 1, "features.history_days must be at least 1"),
@@ -249,6 +271,10 @@ def _typed(value: Any, default: Any, name: str) -> Any:
         if not isinstance(value, str):
             raise bad("a string")
         return value
+    if isinstance(default, tuple) and default and isinstance(default[0], str):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
     if isinstance(default, tuple):
         if not isinstance(value, list | tuple) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value):

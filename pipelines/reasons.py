@@ -2,8 +2,9 @@
 
 "similar to <title>": the item the user interacted with that is nearest to the recommended item
 in embedding space, when that similarity is high enough; "new item like <title>" for a cold
-item, which only its text brought; otherwise the row came from the collaborative signal alone
-and says so.
+item, which only its text brought; "popular now" for an item among the day's most popular
+(popularity is one of the fused signals); otherwise the row came from the collaborative signal
+alone and says so.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ import polars as pl
 SIMILAR_MIN_COSINE = 0.5
 MAX_SEEN_PER_USER = 50
 COLLABORATIVE = "liked by people with similar taste"
+POPULAR = "popular now"
 
 
 def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataFrame,
             catalog: pl.DataFrame, min_cosine: float = SIMILAR_MIN_COSINE,
-            cold: pl.Series | None = None) -> pl.DataFrame:
+            cold: pl.Series | None = None, popular: pl.Series | None = None) -> pl.DataFrame:
     """``lists`` with a ``reason`` column (``item_vecs``: ``item_id, vector`` unit vectors).
 
     ``cold``: items recommended for their text alone (no or few interactions); they read "new
     item like <the nearest title the user interacted with>", whatever the similarity.
+    ``popular``: the day's most popular items; they read "popular now" when no seen item is
+    similar enough.
     """
+    fallback = (pl.when(pl.col("item_id").is_in(popular.implode())).then(pl.lit(POPULAR))
+                .otherwise(pl.lit(COLLABORATIVE)) if popular is not None
+                else pl.lit(COLLABORATIVE))
     if lists.is_empty() or item_vecs.is_empty():
-        return lists.with_columns(pl.lit(COLLABORATIVE).alias("reason"))
+        return lists.with_columns(fallback.alias("reason"))
     index = item_vecs.select("item_id").with_row_index("_v")
     matrix = item_vecs.get_column("vector").to_numpy().astype(np.float32, copy=False)
     seen = (
@@ -58,6 +65,6 @@ def explain(lists: pl.DataFrame, interactions: pl.DataFrame, item_vecs: pl.DataF
         .then(pl.format("new item like {}", near_title))
         .when(near_title.is_not_null())
         .then(pl.format("similar to {}", near_title))
-        .otherwise(pl.lit(COLLABORATIVE))
+        .otherwise(fallback)
         .alias("reason")
     )

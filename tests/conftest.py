@@ -111,3 +111,26 @@ def ml100k_validated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if ds < ML100K_LAST_DAY:
             run_task("validate", RunContext(settings, ds, default_run_id(ds)))
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (CI installs the server package when missing)."""
+    from jobs.pg_local import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb) not found: apt-get install -y "
+                    "postgresql (CI's .ci/run does)")
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's server for one test."""
+    import re
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)

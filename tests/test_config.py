@@ -140,7 +140,7 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
         ('device = "tpu"\n', NO_ENV, "device='tpu'"),
         ("", {"RECS_ENGINE": "pandas"}, "engine='pandas'"),
         ("", {"RECS_DEVICE": "gpu"}, "device='gpu'"),
-        ('warehouse = "postgres://db"\n', NO_ENV, "warehouse="),
+        ('warehouse = "mysql://db"\n', NO_ENV, "warehouse="),
         ("[features.event_weights]\nlike = 1.0\n", NO_ENV, "unknown event types"),
         ("[serve]\ntop_n = 0\n", NO_ENV, "serve.top_n"),
         ("[eval]\nholdout_days = 0\n", NO_ENV, "eval.holdout_days"),
@@ -151,6 +151,11 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
         ('[embed]\nprecision = "int8"\n', NO_ENV, "embed.precision"),
         ("[embed]\ninterest_alpha = 0.0\n", NO_ENV, "embed.interest_alpha"),
         ("[hybrid]\nridge = 0.0\n", NO_ENV, "hybrid.ridge"),
+        ('[serve]\nexclude_event_types = ["like"]\n', NO_ENV, "serve.exclude_event_types"),
+        ("[serve]\nexclude_event_types = [1]\n", NO_ENV, "serve.exclude_event_types"),
+        ("[serve]\nmmr_lambda = 1.5\n", NO_ENV, "serve.mmr_lambda"),
+        ("[serve]\nmin_user_coverage = 2\n", NO_ENV, "serve.min_user_coverage"),
+        ("[serve]\nretention_days = -1\n", NO_ENV, "serve.retention_days"),
     ],
 )
 def test_bad_values_raise(tmp_path: Path, text: str, env: dict, match: str) -> None:
@@ -218,3 +223,12 @@ def test_feature_settings_defaults_are_independent() -> None:
     a, b = FeatureSettings(), FeatureSettings()
     assert a.event_weights == b.event_weights
     assert a.event_weights is not b.event_weights
+
+
+def test_postgresql_warehouse_and_serve_lists(tmp_path: Path) -> None:
+    text = '[serve]\nexclude_event_types = ["purchase", "rate"]\nshards = 4\n'
+    settings = load_settings(_toml(tmp_path, text),
+                             env={"RECS_WAREHOUSE": "postgresql://recs@db:5432/analytics"})
+    assert settings.warehouse == "postgresql://recs@db:5432/analytics"
+    assert settings.serve.exclude_event_types == ("purchase", "rate")
+    assert settings.serve.shards == 4

@@ -51,16 +51,19 @@ def test_no_import_errors(parsed: dict) -> None:
 def test_tags_retries_and_params(parsed: dict) -> None:
     assert "recs" in parsed["tags"]
     assert all(task["retries"] >= 1 for task in parsed["tasks"].values())
-    assert {"engine", "device", "trainer", "top_n", "force_publish"} <= set(parsed["params"])
+    assert {"engine", "device", "trainer", "top_n", "shards", "force_publish"} <= set(
+        parsed["params"])
 
 
 def test_one_task_per_step_in_order(parsed: dict) -> None:
     tasks = parsed["tasks"]
-    assert set(tasks) == {"validate", "aggregate", "embed", "train", "evaluate", "precompute",
-                          "publish"}
+    assert set(tasks) == {"validate", "aggregate", "embed", "train", "evaluate", "shards",
+                          "precompute", "publish"}
     assert tasks["aggregate"]["upstream"] == ["validate"]
     assert tasks["train"]["upstream"] == ["embed"]
-    assert tasks["precompute"]["upstream"] == ["train"]
+    assert tasks["shards"]["upstream"] == ["train"]
+    # mapped over the shard numbers, one task instance per shard
+    assert tasks["precompute"]["upstream"] == ["shards"]
     assert set(tasks["publish"]["upstream"]) == {"evaluate", "precompute"}
 
 

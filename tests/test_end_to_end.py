@@ -10,7 +10,7 @@ import pytest
 
 from jobs.context import RunContext, default_run_id
 from pipelines.config import Settings
-from pipelines.warehouse import DuckDBWarehouse
+from pipelines.warehouse import Warehouse
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ LAST = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
 DAY1, DAY2 = LAST - timedelta(days=1), LAST
 
 
-def warehouse(settings: Settings) -> DuckDBWarehouse:
+def warehouse(settings: Settings) -> Warehouse:
     return RunContext(settings, DAY2, "-").warehouse()
 
 

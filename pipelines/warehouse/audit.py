@@ -1,0 +1,85 @@
+"""The audit a run's lists must pass before they are published.
+
+It runs on an in-memory DuckDB over the run's Arrow tables, before the warehouse is touched, so
+the same rules hold on every backend and DuckDB's single-writer lock is not held meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+class AuditError(RuntimeError):
+    """The staged run broke a publishing rule; nothing was published."""
+
+
+@dataclass(frozen=True)
+class PublishRules:
+    top_n: int
+    min_user_coverage: float = 0.0  # share of the active users that must get a list
+    retention_days: int = 0         # days of history kept, the newest included; 0 keeps all
+
+
+AUDITS: dict[str, str] = {
+    "no recommendations at all (publishing would move the current view back)": """
+        select 1 where not exists (select 1 from staged_recs)""",
+    "more rows than top_n for a user": """
+        select user_id from staged_recs group by user_id having count(*) > $top_n""",
+    "(user_id, rank) not unique": """
+        select user_id, rank from staged_recs group by user_id, rank having count(*) > 1""",
+    "ranks not contiguous from 1": """
+        select user_id from staged_recs group by user_id
+        having min(rank) <> 1 or max(rank) <> count(*)""",
+    "an item twice in one list": """
+        select user_id, item_id from staged_recs group by user_id, item_id having count(*) > 1""",
+    "scores increase with rank": """
+        select user_id from (
+            select user_id, score,
+                   lag(score) over (partition by user_id order by rank) as prev_score
+            from staged_recs
+        ) where score > prev_score""",
+    "item not in the catalog": """
+        select r.item_id from staged_recs as r anti join catalog as c on r.item_id = c.item_id""",
+    "item not available": """
+        select r.item_id from staged_recs as r
+        inner join catalog as c on r.item_id = c.item_id where not c.available""",
+    "item the user has already interacted with": """
+        select r.user_id, r.item_id from staged_recs as r
+        inner join seen as s on r.user_id = s.user_id and r.item_id = s.item_id""",
+    "null in a required column": """
+        select * from staged_recs
+        where user_id is null or item_id is null or rank is null or score is null
+           or ds is null or model_version is null or run_id is null""",
+    "score not finite": """
+        select user_id, rank, score from staged_recs where not isfinite(score)""",
+    "user coverage below the configured share": """
+        select count(distinct user_id) as users, $active as active_users from staged_recs
+        having count(distinct user_id) < $min_coverage * $active""",
+}
+
+
+def audit_run(recommendations: pl.DataFrame, catalog: pl.DataFrame, seen: pl.DataFrame,
+              rules: PublishRules, active_users: int) -> None:
+    """Raise AuditError listing every rule ``recommendations`` breaks, with an example each."""
+    import duckdb
+
+    params = {"top_n": rules.top_n, "active": active_users,
+              "min_coverage": rules.min_user_coverage}
+    con = duckdb.connect()
+    try:
+        con.register("staged_recs", recommendations.to_arrow())
+        con.register("catalog", catalog.select("item_id", "available").to_arrow())
+        con.register("seen", seen.select("user_id", "item_id").to_arrow())
+        failures = []
+        for rule, sql in AUDITS.items():
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            rows = con.execute(f"select count(*) from ({sql})", used).fetchall()[0][0]
+            if rows:
+                example = con.execute(f"{sql} limit 1", used).fetchall()[0]
+                failures.append(f"{rule}: {rows} row(s), e.g. {example}")
+    finally:
+        con.close()
+    if failures:
+        raise AuditError("staged recommendations failed the audit:\n  " + "\n  ".join(failures))

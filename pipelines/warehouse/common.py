@@ -1,0 +1,60 @@
+"""SQL both backends run as is (``?`` placeholders; the PostgreSQL backend translates them)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+METRIC_SCHEMA = {"model": pl.String, "metric": pl.String, "k": pl.Int32, "value": pl.Float64}
+
+# The newest run published for a ds before the given one whose evaluation has metric@k for the
+# hybrid and popularity (runs published unevaluated are skipped).
+PUBLISHED_METRICS = """
+    select model, metric, k, value from recs.model_metrics
+    where ds = (
+        select m.ds from recs.model_metrics m
+        where m.ds < ? and m.metric = ? and m.k = ?
+          and m.model in ('hybrid', 'popularity')
+          and m.ds in (select ds from recs.pipeline_runs where status = 'success')
+        group by m.ds having count(distinct m.model) = 2
+        order by m.ds desc limit 1)
+    order by model, metric, k
+"""
+
+UPSERT_RUN = """
+    insert into recs.pipeline_runs
+        (run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message,
+         report)
+    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    on conflict (run_id) do update set
+        ds = excluded.ds, status = excluded.status,
+        started_at = coalesce(excluded.started_at, recs.pipeline_runs.started_at),
+        finished_at = excluded.finished_at, model_version = excluded.model_version,
+        n_users = excluded.n_users, n_rows = excluded.n_rows, message = excluded.message,
+        report = coalesce(excluded.report, recs.pipeline_runs.report)
+"""
+
+DQ_SCHEMA = {"run_id": pl.String, "ds": pl.Date, "dataset": pl.String,
+             "expectation": pl.String, "success": pl.Boolean, "unexpected_count": pl.Int64,
+             "details": pl.String}
+
+# Tables a run's publish replaces per ds (besides recommendations) and whether retention
+# applies to them (metrics and run records are kept: the quality gate reads past metrics).
+PER_DS_TABLES = {"popular_items": True, "items": True, "model_metrics": False}
+
+
+def ddl_digest(statements: list[tuple[str, str]]) -> str:
+    """Identifies a DDL version, so a warehouse already at it is not altered again."""
+    h = hashlib.sha256()
+    for name, text in statements:
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+DDL_STATE = """
+    create table if not exists recs_staging.ddl_state (
+        digest text primary key,
+        applied_at timestamp with time zone not null
+    )
+"""

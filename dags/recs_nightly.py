@@ -5,8 +5,9 @@ Turns the day's raw interaction logs into precomputed top-N recommendations in t
 (`recs.recommendations_current`). One task per step; each is a one-line call into `jobs/`.
 
 validate → aggregate → embed → train → precompute (one mapped task per user shard) → publish,
-with evaluate (on the held-out days before `ds`) feeding publish's quality gate. Every task works on the run's logical date
-`ds` only, so a rerun or a backfill of a date replaces that date's results.
+with evaluate (on the held-out days before `ds`) feeding publish's quality gate. Every task
+works on the run's logical date `ds` only, so a rerun or a backfill of a date replaces that
+date's results.
 """
 
 from __future__ import annotations

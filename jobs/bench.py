@@ -7,7 +7,6 @@ across machines.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import resource
 import statistics
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from jobs.bench_util import PeakMemory, median_seconds
 from jobs.context import RunContext
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
@@ -27,55 +27,6 @@ from pipelines.config import Settings
 from pipelines.generate import GenerateSpec, generate
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED
 from pipelines.validate import concat_files, conform, prepare_events, validate_events
-
-
-class PeakMemory:
-    """Peak resident memory of this process and the children it starts while the block runs
-    (a Spark JVM, Dask workers), sampled every 0.2 s. Children that already existed (the JVM an
-    earlier Spark run leaves behind) are not counted."""
-
-    def __enter__(self) -> PeakMemory:
-        import threading
-
-        import psutil
-
-        self._before = {p.pid for p in psutil.Process().children(recursive=True)}
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        import psutil
-
-        me = psutil.Process()
-        while True:
-            total = 0
-            for proc in [me, *(p for p in me.children(recursive=True)
-                               if p.pid not in self._before)]:
-                with contextlib.suppress(psutil.Error):  # a worker may exit meanwhile
-                    total += proc.memory_info().rss
-            self.peak = max(self.peak, total)
-            if self._stop.wait(0.2):
-                return
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mib(self) -> float:
-        return self.peak / 2**20
-
-
-def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_validate(n_events: int, repeat: int) -> list[dict]:
@@ -101,10 +52,10 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         rows = text.height
         # Warm up imports and GX's registries so the first timed run is not an outlier.
         validate_events(text.head(100), day2, catalog, accepted, settings.validate)
-        floor = _median_seconds(lambda: prepare_events(text, catalog, accepted), repeat)
-        gx = _median_seconds(
+        floor = median_seconds(lambda: prepare_events(text, catalog, accepted), repeat)
+        gx = median_seconds(
             lambda: validate_events(text, day2, catalog, accepted, settings.validate), repeat)
-        task = _median_seconds(lambda: run_task("validate", ctx), repeat)
+        task = median_seconds(lambda: run_task("validate", ctx), repeat)
     return [
         {"step": "validate", "what": "polars preparation only (floor)", "rows": rows,
          "seconds": floor, "rows_per_s": rows / floor, "ratio_to_peer": 1.0},

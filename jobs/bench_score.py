@@ -61,6 +61,21 @@ def floor_top_n(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int, block_user
     return out
 
 
+def floor_top_n_torch(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int, block_users: int,
+                      device: str) -> np.ndarray:
+    """The GPU floor: product and ``topk`` per block on ``device``, nothing excluded, the
+    indices brought back to the host as ``top_n`` brings its own."""
+    import torch
+
+    items = torch.from_numpy(item_vecs).to(device)
+    users = torch.from_numpy(user_vecs).to(device)
+    out = np.empty((user_vecs.shape[0], n), dtype=np.int64)
+    for start in range(0, user_vecs.shape[0], block_users):
+        scores = users[start:start + block_users] @ items.T
+        out[start:start + block_users] = torch.topk(scores, n, dim=1).indices.cpu().numpy()
+    return out
+
+
 def bench_scoring(n_users: int, n_items: int, factors: int, n: int = 100, repeat: int = 3,
                   device: str = "cpu") -> dict:
     """Users/s of each path on one seeded data set, the ratios between them, and how far the
@@ -77,9 +92,8 @@ def bench_scoring(n_users: int, n_items: int, factors: int, n: int = 100, repeat
     from implicit.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    from jobs.bench import PeakMemory, _median_seconds
-    from pipelines.als import implicit_has_cuda
-    from pipelines.embed import cpu_threads, pick_device
+    from jobs.bench_util import PeakMemory, median_seconds
+    from pipelines.devices import cpu_threads, implicit_has_cuda, pick_device
 
     device = pick_device(device)  # auto: CUDA when torch sees a GPU; cuda without one fails
     user_items = synthetic_interactions(n_users, n_items)
@@ -119,12 +133,17 @@ def bench_scoring(n_users: int, n_items: int, factors: int, n: int = 100, repeat
                                             device=device)[0])
     paths["floor"] = ("floor: product + argpartition, no exclusion, no order",
                       lambda: floor_top_n(user_f, item_f, n, block, threads))
+    if device != "cpu":
+        gpu_block = default_block_users(n_items, n, exclude_per_user=user_items.nnz / n_users,
+                                        backend="torch", device=device)
+        paths["floor_cuda"] = (f"floor on {device}: product + topk, no exclusion",
+                               lambda: floor_top_n_torch(user_f, item_f, n, gpu_block, device))
 
     seconds, peaks, lists = {}, {}, {}
     for name, (_, run) in paths.items():
         lists[name] = run()  # warm-up (imports, kernels, the GPU's context) and the result
         with PeakMemory() as memory:
-            seconds[name] = _median_seconds(run, repeat)
+            seconds[name] = median_seconds(run, repeat)
         peaks[name] = memory.mib
     users_per_s = {name: n_users / s for name, s in seconds.items()}
     agree = {name: overlap(lists[name], lists["implicit"]) for name in paths
@@ -140,3 +159,37 @@ def bench_scoring(n_users: int, n_items: int, factors: int, n: int = 100, repeat
             "this_over_implicit": users_per_s["this"] / users_per_s["implicit"],
             "floor_over_this": users_per_s["floor"] / users_per_s["this"],
             "overlap": agree, "rows": rows}
+
+
+def main() -> None:
+    """``python -m jobs.bench_score``: this benchmark alone, where only NumPy, SciPy, implicit
+    and (for a GPU) torch are installed."""
+    import argparse
+    import platform
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+    result = bench_scoring(args.users, args.items, args.factors, repeat=args.repeat,
+                           device=args.device)
+    gpu = ""
+    if result["device"] != "cpu":
+        import torch
+
+        gpu = f", {torch.cuda.get_device_name()}"
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}; "
+          f"{args.users} users x {args.items} items, {result['interactions']} interactions, "
+          f"{args.factors} factors, top {result['n']}, median of {args.repeat}")
+    print(f"{'path':<58} {'seconds':>8} {'users/s':>10} {'vs peer':>8} {'overlap':>8}")
+    for row in result["rows"]:
+        agree = row["overlap_with_peer"]
+        print(f"{row['what']:<58} {row['seconds']:>8.3f} {row['rows_per_s']:>10.0f} "
+              f"{row['ratio_to_peer']:>8.3f} {'' if agree is None else f'{agree:.4f}':>8}")
+
+
+if __name__ == "__main__":
+    main()

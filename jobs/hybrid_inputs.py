@@ -105,7 +105,7 @@ def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.Dat
 def als_backend(settings: Settings) -> str:
     """Where ALS runs for these settings on this worker: ``implicit-gpu`` (implicit built with
     CUDA, device not forced to CPU), ``implicit-cpu``, or ``spark_als on <master>``."""
-    from pipelines.als import implicit_has_cuda
+    from pipelines.devices import implicit_has_cuda
 
     if settings.trainer == "spark_als":
         return f"spark_als on {settings.spark.master}"

@@ -115,7 +115,7 @@ def _scoring_device(ctx: RunContext) -> str:
     when the run is told to stay on the CPU."""
     if ctx.settings.device == "cpu":
         return "cpu"
-    from pipelines.embed import pick_device
+    from pipelines.devices import pick_device
 
     return pick_device(ctx.settings.device)
 

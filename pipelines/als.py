@@ -10,6 +10,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from pipelines.config import ModelSettings
+from pipelines.devices import implicit_has_cuda  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,6 @@ def build_matrix(interactions: pl.DataFrame, item_ids: pl.Series | None = None,
 class Factors:
     user: np.ndarray  # users × factors, float32
     item: np.ndarray  # items × factors, float32
-
-
-def implicit_has_cuda() -> bool:
-    """Whether this build of implicit has its CUDA extension and sees a GPU."""
-    try:
-        import implicit.gpu
-    except ImportError:
-        return False
-    return bool(implicit.gpu.HAS_CUDA)
 
 
 def fit_als(data: InteractionMatrix, cfg: ModelSettings, use_gpu: bool = False) -> Factors:

@@ -81,7 +81,7 @@ def mmr(idx: np.ndarray, scores: np.ndarray, n: int, item_vecs: np.ndarray, mmr_
     if steps == 0 or n_users == 0:
         return idx_out, score_out
     if threads is None:
-        from pipelines.embed import cpu_threads
+        from pipelines.devices import cpu_threads
 
         threads = cpu_threads()
     # The blocks in flight at once share the budget; each step reads all of a block's

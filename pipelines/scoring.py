@@ -92,7 +92,7 @@ def resolve_backend(backend: str, device: str) -> tuple[str, str]:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if device == "auto":
-        from pipelines.embed import pick_device
+        from pipelines.devices import pick_device
 
         device = pick_device("auto")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -138,7 +138,7 @@ def top_n(user_vecs: np.ndarray, item_vecs: np.ndarray, n: int,
     if threads is None and backend == "torch":
         threads = 1  # torch spreads one block over its own threads
     elif threads is None:
-        from pipelines.embed import cpu_threads
+        from pipelines.devices import cpu_threads
 
         threads = cpu_threads()
     if threads < 1:

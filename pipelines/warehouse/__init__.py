@@ -14,7 +14,7 @@ views read the newest ``ds``, so consumers see the previous complete run or the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -132,6 +132,4 @@ def run_tables(batch: RunBatch) -> dict[str, pl.DataFrame]:
 
 def retention_cutoff(newest: date, retention_days: int) -> date | None:
     """The oldest ``ds`` kept when ``newest`` is the newest published day (None: keep all)."""
-    from datetime import timedelta
-
     return newest - timedelta(days=retention_days - 1) if retention_days > 0 else None

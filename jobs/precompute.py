@@ -54,12 +54,23 @@ def precompute(ctx: RunContext) -> dict:
             futures = [client.submit(_remote_shard, ctx.settings, ctx.ds, ctx.run_id, i,
                                      pure=False) for i in range(n)]
             summaries = client.gather(futures)
-    return ctx.summary("precompute", model_version=summaries[0]["model_version"], shards=n,
-                       active_users=sum(s["active_users"] for s in summaries),
-                       users=sum(s["users"] for s in summaries),
-                       rows=sum(s["rows"] for s in summaries),
-                       cold_item_rows=sum(s["cold_item_rows"] for s in summaries),
+    return ctx.summary("precompute", **shard_totals(summaries),
                        seconds=time.perf_counter() - started)
+
+
+def shard_totals(summaries: list[dict]) -> dict:
+    """The precompute volumes of a run from its shards' summaries."""
+    return {"model_version": summaries[0]["model_version"], "shards": len(summaries),
+            **{key: sum(s[key] for s in summaries)
+               for key in ("active_users", "users", "rows", "cold_item_rows")}}
+
+
+def shard_summaries(ctx: RunContext) -> list[dict]:
+    """The summaries of the configured shards that have one (mapped tasks write no
+    ``precompute.json`` of the whole)."""
+    n = ctx.settings.serve.shards
+    names = [("runs", ctx.part, f"{shard_task_name(i, n)}.json") for i in range(n)]
+    return [ctx.lake.read_json(*parts) for parts in names if ctx.lake.exists(*parts)]
 
 
 def _remote_shard(settings, ds, run_id, shard: int) -> dict:

@@ -16,7 +16,13 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
 from jobs.model_tasks import evaluate, train
-from jobs.precompute import collect_staged, precompute, precompute_shard
+from jobs.precompute import (
+    collect_staged,
+    precompute,
+    precompute_shard,
+    shard_summaries,
+    shard_totals,
+)
 from jobs.preconditions import UpstreamMissing, require
 from pipelines import quality
 from pipelines.gate import QualityGateError
@@ -374,6 +380,8 @@ def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: di
             summary = ctx.lake.read_json("runs", ctx.part, f"{task}.json")
             summary.pop("fusion", None)  # weights are in the registry, not volumes
             summaries[task] = summary
+    if "precompute" not in summaries and (shards := shard_summaries(ctx)):
+        summaries["precompute"] = shard_totals(shards)
     cold = None
     split = metrics.filter(pl.col("metric").is_in(["cold_recall", "warm_recall"]))
     if split.height:

@@ -326,7 +326,7 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Setting
     return settings
 
 
-def duckdb_path(settings: Settings) -> str:
+def duckdb_path(url: str) -> str:
     """``duckdb:///rel/file.duckdb`` is relative to the working folder, ``duckdb:////abs`` absolute
     (the SQLAlchemy convention)."""
-    return settings.warehouse[len("duckdb:///"):]
+    return url[len("duckdb:///"):]

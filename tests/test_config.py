@@ -216,7 +216,7 @@ def test_settings_are_frozen() -> None:
     ],
 )
 def test_duckdb_path(url: str, path: str) -> None:
-    assert duckdb_path(Settings(warehouse=url)) == path
+    assert duckdb_path(Settings(warehouse=url).warehouse) == path
 
 
 def test_feature_settings_defaults_are_independent() -> None:

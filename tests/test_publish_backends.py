@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -72,8 +73,12 @@ def test_publish_refuses_until_every_shard_is_scored(
     assert _current(settings).equals(before)
     for shard in (0, 2):
         run_task("precompute", ctx, shard=shard)
+    # mapped tasks leave no summary of the whole task: the report adds up the shards'
+    ctx.lake.remove("runs", ctx.part, "precompute.json")
     run_task("publish", ctx)
     assert _current(settings).equals(before)
+    report = Path(sharded.lake_root, "runs", f"ds={DAY2}", "report.html").read_text()
+    assert re.search(r">precompute<.*?>shards<.*?>3<", report, re.S)
 
 
 CATEGORIES_PER_LIST = """

@@ -67,9 +67,10 @@ class Warehouse(Protocol):
 def open_warehouse(url: str) -> Warehouse:
     """The backend for ``url`` (connections are opened per operation, not here)."""
     if url.startswith("duckdb://"):
+        from pipelines.config import duckdb_path
         from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
 
-        return DuckDBWarehouse(url[len("duckdb:///"):])
+        return DuckDBWarehouse(duckdb_path(url))
     if url.startswith(("postgresql://", "postgres://")):
         from pipelines.warehouse.postgres_backend import PostgresWarehouse
 

@@ -2,20 +2,48 @@
 ### recs_nightly
 
 Turns the day's raw interaction logs into precomputed top-N recommendations in the warehouse
-(`recs.recommendations_current`). One task per step; each is a one-line call into `jobs/`.
+(`recs.recommendations_current`). Each task is a one-line call into `jobs/`.
 
-validate → aggregate → embed → train → precompute (one mapped task per user shard) → publish,
-with evaluate (on the held-out days before `ds`) feeding publish's quality gate. Every task
-works on the run's logical date `ds` only, so a rerun or a backfill of a date replaces that
+wait_for_raw → validate → aggregate → embed → train → precompute (one mapped task per user
+shard) → publish, with evaluate (on the held-out days before `ds`) feeding publish's quality
+gate. Every task works on the run's `ds` only, so a rerun or a backfill of a date replaces that
 date's results.
+
+- **Schedule**: daily at 00:00 UTC (`RECS_SCHEDULE`); the run for `ds` starts once that day
+  has closed, and `wait_for_raw` waits up to 6 h for `raw/events/ds=<ds>/` to land.
+- **Order**: `validate` (deduplication against earlier days), `embed` (user-interest memory)
+  and `publish` (the gate compares with the previous day) wait for the same task of the
+  previous day (`depends_on_past`), so a backfill goes oldest first.
+- **Pool**: `embed`, `train` and `precompute` take a slot of the `gpu` pool (one per GPU).
+- **Deadline**: a run not done 8 h after it was queued (`RECS_PUBLISH_DEADLINE_HOURS`) is
+  marked `late` in `recs.pipeline_runs`.
+- **Output**: `publish` updates the asset `recs_recommendations`.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import (
+    Asset,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    task,
+)
+
+# Downstream DAGs schedule on this: `schedule=[Asset("recs_recommendations")]`.
+RECOMMENDATIONS = Asset(name="recs_recommendations", uri="recs://warehouse/recommendations")
+GPU_POOL = "gpu"
+RAW_WAIT = timedelta(hours=6)
+# 0 turns the alert off: `airflow dags test` fails a DAG that has one after its run succeeds
+# (apache/airflow#73428), so `make demo` runs without it.
+PUBLISH_DEADLINE = timedelta(hours=float(os.environ.get("RECS_PUBLISH_DEADLINE_HOURS", "8")))
 
 
 def _record_failure(context):
@@ -28,6 +56,7 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
     "execution_timeout": timedelta(hours=2),
     "on_failure_callback": _record_failure,
 }
@@ -35,20 +64,27 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="recs_nightly",
-    # The 03:00 UTC run covers the day that just ended: ds = the data interval's start.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # ds = the data interval's start: the run at 00:00 on day D+1 processes day D.
+    schedule=CronDataIntervalTimetable(os.environ.get("RECS_SCHEDULE", "0 0 * * *"),
+                                       timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["recs", "nightly"],
     doc_md=__doc__,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=PUBLISH_DEADLINE,
+        callback=AsyncCallback("jobs.airflow_tasks.publish_late",
+                               kwargs={"hours": PUBLISH_DEADLINE.total_seconds() / 3600}),
+    ) if PUBLISH_DEADLINE else None,
     params={
         # Unset params (null) leave the worker's RECS_* environment and config file in charge.
         "engine": Param(None, type=["null", "string"], enum=[None, "polars", "spark", "dask"],
                         description="feature aggregation engine"),
         "device": Param(None, type=["null", "string"], enum=[None, "auto", "cpu", "cuda"],
-                        description="device for embedding"),
+                        description="device for embedding, ALS and scoring"),
         "trainer": Param(None, type=["null", "string"], enum=[None, "implicit", "spark_als"],
                          description="ALS trainer: implicit in process, or Spark MLlib"),
         "top_n": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
@@ -63,47 +99,53 @@ DEFAULT_ARGS = {
     },
 )
 def recs_nightly():
-    @task
+    @task.sensor(mode="reschedule", poke_interval=timedelta(minutes=10), timeout=RAW_WAIT,
+                 exponential_backoff=False, retries=0)
+    def wait_for_raw(**context) -> bool:
+        from jobs.airflow_tasks import raw_landed
+        return raw_landed(context, RAW_WAIT)
+
+    @task(depends_on_past=True, execution_timeout=timedelta(hours=1))
     def validate(**context):
         from jobs.airflow_tasks import run
         return run("validate", context)
 
-    @task
+    @task(execution_timeout=timedelta(hours=2))
     def aggregate(**context):
         from jobs.airflow_tasks import run
         return run("aggregate", context)
 
-    @task
+    @task(pool=GPU_POOL, depends_on_past=True, execution_timeout=timedelta(hours=3))
     def embed(**context):
         from jobs.airflow_tasks import run
         return run("embed", context)
 
-    @task
+    @task(pool=GPU_POOL, execution_timeout=timedelta(hours=3))
     def train(**context):
         from jobs.airflow_tasks import run
         return run("train", context)
 
-    @task
+    @task(execution_timeout=timedelta(hours=1))
     def evaluate(**context):
         from jobs.airflow_tasks import run
         return run("evaluate", context)
 
-    @task
+    @task(execution_timeout=timedelta(minutes=10))
     def shards(**context) -> list[int]:
         from jobs.airflow_tasks import shard_numbers
         return shard_numbers(context)
 
-    @task
+    @task(pool=GPU_POOL, execution_timeout=timedelta(hours=2))
     def precompute(shard: int, **context):
         from jobs.airflow_tasks import run
         return run("precompute", context, shard=shard)
 
-    @task
+    @task(outlets=[RECOMMENDATIONS], depends_on_past=True, execution_timeout=timedelta(hours=1))
     def publish(**context):
-        from jobs.airflow_tasks import run
-        return run("publish", context)
+        from jobs.airflow_tasks import publish_asset
+        return publish_asset(context, RECOMMENDATIONS)
 
-    checked = validate()
+    checked = wait_for_raw() >> validate()
     features = aggregate()
     # One mapped precompute task per user shard; publish waits for all of them.
     planned = shards()

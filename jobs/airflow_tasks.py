@@ -6,8 +6,10 @@ environment plus the run's params, parsed here once per task.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 PARAM_OVERRIDES = {
@@ -26,7 +28,7 @@ def _context(context: Mapping[str, Any]):
     from jobs.logs import setup_logging
     from pipelines.config import load_settings
 
-    setup_logging()
+    setup_logging(stream=sys.stdout)
     params = context.get("params") or {}
     # None (and a false boolean flag) means "not set for this run".
     overrides = {key: params.get(name) or None for name, key in PARAM_OVERRIDES.items()}
@@ -52,10 +54,65 @@ def run(task: str, context: Mapping[str, Any], shard: int | None = None) -> dict
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
+def raw_landed(context: Mapping[str, Any], timeout: timedelta) -> bool:
+    """The sensor's poke: has the day's raw events partition landed? An empty partition
+    counts (a day without events is a valid delivery); a missing one is waited for."""
+    from jobs.logs import get_logger
+    from jobs.tasks import raw_partition_landed
+
+    ctx = _context(context)
+    url = ctx.raw.url("events", ctx.part)
+    if raw_partition_landed(ctx):
+        get_logger("sensor").info("%s has landed", url)
+        return True
+    get_logger("sensor").info("waiting for %s: not there yet; the run fails if it has not "
+                              "landed %s after the first check", url, timeout)
+    return False
+
+
+def publish_asset(context: Mapping[str, Any], asset: Any) -> dict:
+    """Publish, then tell the asset's consumers which ``ds`` and model they now read."""
+    summary = run("publish", context)
+    context["outlet_events"][asset].extra = {
+        "ds": context["ds"], "run_id": context["run_id"], "rows": summary.get("rows"),
+        "model_version": summary.get("model_version"),
+        "warehouse": summary.get("warehouse")}
+    return summary
+
+
 def on_failure(context: Mapping[str, Any]) -> None:
     """Failure callback: record the failed run and its message in ``recs.pipeline_runs``."""
     from jobs.tasks import record_failure
 
     ti = context.get("task_instance")
+    task_id = getattr(ti, "task_id", "unknown")
     error = context.get("exception") or RuntimeError("task failed")
-    record_failure(_context(context), getattr(ti, "task_id", "unknown"), error)
+    ctx = _context(context)
+    if task_id == "wait_for_raw":
+        error = TimeoutError(f"{ctx.raw.url('events', ctx.part)} did not land in time "
+                             f"({type(error).__name__}: {error})")
+    record_failure(ctx, task_id, error)
+
+
+async def publish_late(context: Mapping[str, Any], hours: float = 0.0, **_: Any) -> None:
+    """Deadline callback (runs in the triggerer): the run was not done ``hours`` after it
+    was queued. Marks it ``late`` in ``recs.pipeline_runs`` unless it has an outcome."""
+    await asyncio.to_thread(_record_late, context, hours)
+
+
+def _record_late(context: Mapping[str, Any], hours: float) -> None:
+    from jobs.context import RunContext
+    from jobs.logs import get_logger, setup_logging
+    from pipelines.config import load_settings
+
+    setup_logging(stream=sys.stdout)
+    run = context["dag_run"]
+    # ds is the data interval's start; a run without one is keyed by its logical date.
+    start = run.get("data_interval_start") or run["logical_date"]
+    ds = datetime.fromisoformat(start).astimezone(UTC).date()
+    deadline = context.get("deadline", {}).get("deadline_time")
+    message = (f"not published by its deadline {deadline} ({hours:g} h after it was queued)"
+               if deadline else f"not published {hours:g} h after it was queued")
+    ctx = RunContext(load_settings(), ds, run["dag_run_id"])
+    ctx.warehouse().record_late(ctx.run_id, ctx.ds, message)
+    get_logger("deadline").warning("run %s for %s: %s", ctx.run_id, ctx.ds, message)

@@ -77,5 +77,6 @@ class RunContext:
         record = {"task": task, "ds": self.ds.isoformat(), "run_id": self.run_id,
                   "started_at": (finished - timedelta(seconds=seconds)).isoformat(),
                   "finished_at": finished.isoformat(), "seconds": round(seconds, 3), **facts}
-        self.lake.write_json(record, "runs", self.part, f"{task}.json")
+        self.lake.write_json(record, "runs", self.part, f"{task}.json", quiet=True)
+        log.info("summary: %s", self.lake.url("runs", self.part, f"{task}.json"))
         return record

@@ -14,6 +14,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.preconditions import require
+from pipelines.failpoints import failpoint
 from pipelines.hybrid import INPUT_COLUMNS, AsOf
 from pipelines.storage import partition
 
@@ -126,6 +127,7 @@ def evaluate(ctx: RunContext) -> dict:
     if metrics.is_empty():
         log.warning("no held-out interactions of known users and items: nothing to evaluate")
     ctx.lake.write_parquet(metrics, "runs", ctx.part, "metrics.parquet")
+    failpoint("evaluate:writing")
     ctx.lake.write_json(metrics.to_dicts(), "runs", ctx.part, "metrics.json")
     for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])
                               & (pl.col("k") == min(ctx.settings.eval.k))).iter_rows(named=True):

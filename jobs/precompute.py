@@ -20,6 +20,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.preconditions import UpstreamMissing, require
+from pipelines.failpoints import failpoint
 
 log = get_logger("tasks")
 
@@ -110,6 +111,7 @@ def precompute_shard(ctx: RunContext, shard: int) -> dict:
     lists = explain(lists, interactions, item_vecs, catalog, cold=cold,
                     popular=popular["item_id"].head(POPULAR_NOW))
     ctx.lake.write_parquet(lists, *shard_parts(ctx, shard))
+    failpoint("precompute:writing")
     if shard == 0:
         ctx.lake.write_parquet(popular, "staging", ctx.part, "popular.parquet")
     cold_rows = lists.filter(pl.col("item_id").is_in(cold.implode())).height

@@ -25,6 +25,7 @@ from jobs.precompute import (
 )
 from jobs.preconditions import UpstreamMissing, require
 from pipelines import quality
+from pipelines.failpoints import failpoint
 from pipelines.gate import QualityGateError
 from pipelines.rawfiles import MALFORMED, RawFileError, list_raw_files, read_raw_file
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
@@ -64,6 +65,11 @@ def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tup
     return concat_files(frames, columns), [f.url for f in files], sorted(extra)
 
 
+def raw_partition_landed(ctx: RunContext) -> bool:
+    """Whether ``raw/events/ds=D/`` exists (what the sensor waits for and validate needs)."""
+    return ctx.raw.exists("events", ctx.part)
+
+
 def validate(ctx: RunContext) -> dict:
     """Raw events and catalog rows of ``ds`` into clean and quarantine partitions.
 
@@ -74,7 +80,7 @@ def validate(ctx: RunContext) -> dict:
     from pipelines.gx_runner import GxSession
 
     started = time.perf_counter()
-    if not ctx.raw.exists("events", ctx.part):
+    if not raw_partition_landed(ctx):
         raise MissingPartition(f"{ctx.raw.url('events', ctx.part)}: the events partition "
                                f"for {ctx.ds} has not landed")
     cfg = ctx.settings.validate
@@ -116,6 +122,7 @@ def validate(ctx: RunContext) -> dict:
     for kind, verdict in (("events", events), ("items", items)):
         ctx.lake.write_parquet(verdict.quarantine, "quarantine", kind, ctx.part,
                                "part-0.parquet")
+    failpoint("validate:quarantined")
     reasons = (
         events.quarantine.get_column("reasons").str.split(",").explode().value_counts(sort=True)
         .rows() if events.quarantine.height else []
@@ -211,6 +218,7 @@ def aggregate(ctx: RunContext) -> dict:
         outputs = merged(ctx, engine, ctx.ds, days, ctx.catalog())
     for name, frame in outputs.items():
         ctx.lake.write_parquet(frame, "features", ctx.part, f"{name}.parquet")
+        failpoint("aggregate:writing")
     log.info("features on %s from %d days (%d summaries built): %s", ctx.settings.engine,
              len(days), built, ", ".join(f"{k}={v.height}" for k, v in outputs.items()))
     return ctx.summary("aggregate", seconds=time.perf_counter() - started,
@@ -261,6 +269,7 @@ def embed(ctx: RunContext) -> dict:
         new = frame["text_hash"].is_in(missing["text_hash"].implode()).sum()
         counts[kind] = {"texts": frame.height, "embedded": int(new),
                         "reused": frame.height - int(new)}
+        failpoint("embed:vectors")
     # A rerun of this ds finds its own entries cached and embeds nothing: keep them, rather
     # than overwrite the day's cache partition with an empty one.
     if fresh.height or not ctx.lake.exists(*cache_parts, ctx.part):
@@ -365,6 +374,7 @@ def publish(ctx: RunContext) -> dict:
                         "models", version, "metrics.json", quiet=True)
     log.info("published %d rows for %s (model %s, %s); gate: %s", rows, ctx.ds, version,
              warehouse.dialect, verdict.reason)
+    log.info("run report: %s", report)
     return ctx.summary("publish", rows=rows, model_version=version, gate=verdict.to_dict(),
                        warehouse=warehouse.dialect, report=report,
                        seconds=time.perf_counter() - started)
@@ -434,6 +444,8 @@ def run_task(name: str, ctx: RunContext, shard: int | None = None) -> dict:
         log.info("start")
         summary = TASKS[name](ctx) if shard is None else precompute_shard(ctx, shard)
         log.info("done in %.1fs", summary.get("seconds", 0.0))
+        # The task is done but whoever runs it has not heard so: it will run it again.
+        failpoint(f"{name}:done")
         return summary
 
 

@@ -232,6 +232,11 @@ ENV_OVERRIDES = {
     "RECS_TRAINER": "trainer",
     "RECS_DEVICE": "device",
 }
+# Cluster addresses, so a container can be pointed at a cluster without a config file.
+ENV_SECTION_OVERRIDES = {
+    "RECS_SPARK_MASTER": "spark.master",
+    "RECS_DASK_SCHEDULER": "dask.scheduler",
+}
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
@@ -304,6 +309,8 @@ def load_settings(path: str | Path | None = None,
     settings: Settings = _build(Settings, values, "")
     from_env = {attr: env[var] for var, attr in ENV_OVERRIDES.items() if env.get(var)}
     settings = replace(settings, **from_env)
+    settings = apply_overrides(settings, {key: env[var] for var, key in
+                                          ENV_SECTION_OVERRIDES.items() if env.get(var)})
     return apply_overrides(settings, overrides or {})
 
 

@@ -24,6 +24,7 @@ import json
 import numpy as np
 import polars as pl
 
+from pipelines.failpoints import failpoint
 from pipelines.hybrid import Base, Fusion, Hybrid
 from pipelines.storage import Store
 
@@ -60,6 +61,7 @@ def save_hybrid(store: Store, version: str, hybrid: Hybrid, config: dict,
               "user_interest": hybrid.interest, "content_map": b.content_map}
     for name in ARRAYS:
         _save_array(store, arrays[name], *base, f"{name}.npy")
+    failpoint("train:saving")
     store.write_json(hybrid.fusion.to_dict(), *base, "fusion.json", quiet=True)
     store.write_json(config, *base, "config.json", quiet=True)
     store.write_json(lineage, *base, "lineage.json")

@@ -68,12 +68,19 @@ def recs_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) ->
 
 
 @pytest.fixture(scope="session")
-def two_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def before_two_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with SMALL_SPEC validated up to the last two days; tests copy it."""
+    root = tmp_path_factory.mktemp("before-two-nights") / "ws"
+    prepare_history(make_settings(root), SMALL_SPEC, SMALL_LAST - timedelta(days=1))
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_nights(tmp_path_factory: pytest.TempPathFactory, before_two_nights: Path) -> Path:
     """A workspace after ``recs run`` for the last two days of SMALL_SPEC; tests that change
     it work on a copy (``copy_workspace``)."""
-    root = tmp_path_factory.mktemp("two-nights")
-    settings = make_settings(root)
-    prepare_history(settings, SMALL_SPEC, SMALL_LAST - timedelta(days=1))
+    root = tmp_path_factory.mktemp("two-nights") / "ws"
+    settings = copy_workspace(before_two_nights, root)
     with pytest.MonkeyPatch.context() as mp:
         for ds in (SMALL_LAST - timedelta(days=1), SMALL_LAST):
             assert recs_cli(settings, mp, "run", "--ds", ds.isoformat()) == 0

@@ -11,17 +11,16 @@ from pathlib import Path
 import pytest
 
 from jobs.context import RunContext
-from tests.conftest import SMALL_SPEC, make_settings, prepare_history
+from tests.conftest import SMALL_LAST, copy_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 REPO = Path(__file__).resolve().parents[1]
-DS = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
+DS = SMALL_LAST - timedelta(days=1)  # the first day after the validated history
 
 
-def test_dags_test_publishes_one_ds(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    prepare_history(settings, SMALL_SPEC, DS)
+def test_dags_test_publishes_one_ds(tmp_path: Path, before_two_nights: Path) -> None:
+    settings = copy_workspace(before_two_nights, tmp_path / "ws")
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {
         **os.environ,
@@ -32,6 +31,9 @@ def test_dags_test_publishes_one_ds(tmp_path: Path) -> None:
         "RECS_LAKE_ROOT": settings.lake_root,
         "RECS_WAREHOUSE": settings.warehouse,
         "RECS_DEVICE": "cpu",
+        # the deadline alert breaks `airflow dags test` (apache/airflow#73428); the backfill
+        # test runs the DAG with it through the scheduler
+        "RECS_PUBLISH_DEADLINE_HOURS": "0",
     }
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
                    timeout=300)

@@ -102,6 +102,14 @@ def test_env_overrides_win_over_file(tmp_path: Path) -> None:
     assert s.lake_root == "file/lake"
 
 
+def test_cluster_addresses_come_from_env() -> None:
+    s = load_settings(env={"RECS_SPARK_MASTER": "spark://spark-master:7077",
+                           "RECS_DASK_SCHEDULER": "tcp://dask-scheduler:8786"})
+    assert s.spark.master == "spark://spark-master:7077"
+    assert s.dask.scheduler == "tcp://dask-scheduler:8786"
+    assert load_settings(env={}).spark.master == "local[2]"
+
+
 def test_explicit_overrides_win_over_env() -> None:
     s = load_settings(env={"RECS_DEVICE": "cuda"},
                       overrides={"device": "cpu", "serve.top_n": 5, "engine": None})

@@ -31,8 +31,19 @@ UPSERT_RUN = """
         ds = excluded.ds, status = excluded.status,
         started_at = coalesce(excluded.started_at, recs.pipeline_runs.started_at),
         finished_at = excluded.finished_at, model_version = excluded.model_version,
-        n_users = excluded.n_users, n_rows = excluded.n_rows, message = excluded.message,
+        n_users = excluded.n_users, n_rows = excluded.n_rows,
+        -- an outcome after a missed deadline keeps the lateness in its message
+        message = case when recs.pipeline_runs.status = 'late' and excluded.status <> 'late'
+                       then excluded.message || ' (was late: ' || recs.pipeline_runs.message || ')'
+                       else excluded.message end,
         report = coalesce(excluded.report, recs.pipeline_runs.report)
+"""
+
+# A missed deadline marks a run that has no outcome yet; an outcome is never overwritten.
+INSERT_LATE_RUN = """
+    insert into recs.pipeline_runs (run_id, ds, status, message)
+    values (?, ?, 'late', ?)
+    on conflict (run_id) do nothing
 """
 
 DQ_SCHEMA = {"run_id": pl.String, "ds": pl.Date, "dataset": pl.String,

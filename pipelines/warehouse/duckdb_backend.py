@@ -30,6 +30,7 @@ from pipelines.warehouse import (
 from pipelines.warehouse.common import (
     DDL_STATE,
     DQ_SCHEMA,
+    INSERT_LATE_RUN,
     METRIC_SCHEMA,
     PER_DS_TABLES,
     PUBLISHED_METRICS,
@@ -146,6 +147,11 @@ class DuckDBWarehouse:
             self.ensure_schema(con)
             con.execute(UPSERT_RUN, [run_id, ds, status, started_at, finished_at, None, None,
                                      None, message, report])
+
+    def record_late(self, run_id: str, ds: date, message: str) -> None:
+        with self.connect() as con:
+            self.ensure_schema(con)
+            con.execute(INSERT_LATE_RUN, [run_id, ds, message])
 
     def record_dq(self, run_id: str, ds: date, rows: list[dict]) -> None:
         """Replace the data-quality results of a run (one row per expectation and dataset)."""

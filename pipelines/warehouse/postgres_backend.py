@@ -33,6 +33,7 @@ from pipelines.warehouse import (
 from pipelines.warehouse.common import (
     DDL_STATE,
     DQ_SCHEMA,
+    INSERT_LATE_RUN,
     METRIC_SCHEMA,
     PER_DS_TABLES,
     PUBLISHED_METRICS,
@@ -204,6 +205,12 @@ class PostgresWarehouse:
             with con.transaction():
                 con.execute(_pg(UPSERT_RUN), [run_id, ds, status, started_at, finished_at, None,
                                               None, None, message, report])
+
+    def record_late(self, run_id: str, ds: date, message: str) -> None:
+        with self.connect() as con:
+            self.ensure_schema(con)
+            with con.transaction():
+                con.execute(_pg(INSERT_LATE_RUN), [run_id, ds, message])
 
     def record_dq(self, run_id: str, ds: date, rows: list[dict]) -> None:
         from psycopg import sql

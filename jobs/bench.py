@@ -28,6 +28,8 @@ from pipelines.generate import GenerateSpec, generate
 from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED
 from pipelines.validate import concat_files, conform, prepare_events, validate_events
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 
 def bench_validate(n_events: int, repeat: int) -> list[dict]:
     """Validating one day of ``n_events`` raw events: the full task (read, GX suites, verdicts,
@@ -144,48 +146,143 @@ def _score(args: argparse.Namespace) -> list[dict]:
                          device=args.device)["rows"]
 
 
+def _als(args: argparse.Namespace) -> list[dict]:
+    from jobs.bench_als import bench_als
+
+    folder = SHARED_DATA / "ml-100k"
+    if not folder.is_dir():
+        print(f"# als: skipped, MovieLens 100K not found in {folder}")
+        return []
+    return bench_als(folder, args.repeat)
+
+
+def _nights(args: argparse.Namespace) -> list[dict]:
+    from jobs.bench_run import bench_nights, plot_nights
+
+    movielens = SHARED_DATA / "ml-100k"
+    if args.movielens_night and not movielens.is_dir():
+        print(f"# night: MovieLens 100K skipped, not found in {movielens}")
+    rows = bench_nights(args.scales, args.repeat, days=args.days, histories=args.histories,
+                        history_events_per_day=args.history_events_per_day,
+                        movielens=movielens if args.movielens_night and movielens.is_dir()
+                        else None)
+    if args.plot:
+        plot_nights(rows, args.plot)
+    return rows
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "validate": lambda a: bench_validate(a.events, a.repeat),
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
                                            a.spark_memory),
+    "als": _als,
     "embed": _embed,
     "score": _score,
     "load": _load,
+    "night": _nights,
+}
+
+# What each step compares with, for the report.
+NOTES = {
+    "validate": "One day of raw events. Peer: the bare polars preparation of the same rows "
+                "(the floor: no expectation suites, no writes); `ratio_to_peer` = seconds / "
+                "the floor's.",
+    "aggregate": "Feature aggregation of 30 days of synthetic events, from one definition on "
+                 "each engine (identical outputs, tested). Peer: polars. The first night "
+                 "builds every daily summary; a later night builds one and merges. "
+                 "`ratio_to_peer` = seconds / polars' seconds.",
+    "als": "MovieLens 100K, first 90 % of ratings in time for training, NDCG@10 on the later "
+           "ratings >= 4. Same factors, iterations and regularisation (mapped onto Spark's "
+           "loss). Peer: Spark MLlib ALS in local mode on the same cores; `ratio_to_peer` = "
+           "seconds / Spark's seconds.",
+    "embed": "Amazon Industrial & Scientific item texts, all-MiniLM-L6-v2. Peer: a naive "
+             "loop (input order, fixed batches of 32, fp32); `ratio_to_peer` = seconds / "
+             "the naive loop's.",
+    "score": "Top-100 for every user, seen items excluded. Peer: the bare matrix product plus "
+             "argpartition with nothing excluded (the floor), and implicit's batch `recommend`; "
+             "`ratio_to_peer` = seconds / implicit's seconds.",
+    "load": "Recommendation rows into each warehouse. Peers: `executemany` on the same "
+            "connection, and COPY of pre-encoded bytes (PostgreSQL's floor); `ratio_to_peer` = "
+            "rows/s over executemany's.",
+    "night": "A whole night (the previous night already ran, so caches are warm), each task "
+             "as `recs task` in its own process as under Airflow: seconds include starting "
+             "Python and importing the stack; memory is the task process's peak RSS.",
+}
+
+# `make bench` (under 15 minutes on 2 cores) and `make bench-full`.
+PROFILES = {
+    "quick": {"events": 100_000, "texts": 256, "users": 20_000, "items": 10_000,
+              "rows": 300_000, "scales": [20_000, 80_000, 320_000], "days": 14,
+              "histories": [7, 28], "history_events_per_day": 2_000,
+              "movielens_night": False},
+    "full": {"events": 1_000_000, "texts": 2_048, "users": 200_000, "items": 50_000,
+             "rows": 3_000_000, "scales": [100_000, 1_000_000, 10_000_000], "days": 30,
+             "histories": [7, 30, 90], "history_events_per_day": 10_000,
+             "movielens_night": True},
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("benches", nargs="*", default=list(BENCHES), choices=list(BENCHES))
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("benches", nargs="*", choices=[*BENCHES, []],
+                        help="the steps to measure (default: all)")
+    parser.add_argument("--profile", choices=list(PROFILES), default="quick",
+                        help="sizes: quick (`make bench`) or full (`make bench-full`); "
+                             "the flags below override single sizes")
+    parser.add_argument("--events", type=int)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="polars,spark,dask",
                         help="aggregation engines to compare, comma-separated")
     parser.add_argument("--spark-memory", default="",
                         help="Spark driver memory for aggregation (default: [spark] setting)")
-    parser.add_argument("--texts", type=int, default=512,
+    parser.add_argument("--texts", type=int,
                         help="Amazon item texts to embed (../shared/data or $RECS_AMAZON_DIR)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--users", type=int, default=20_000,
-                        help="users to score all items for (top-N bench)")
-    parser.add_argument("--items", type=int, default=10_000, help="items of the top-N bench")
-    parser.add_argument("--rows", type=int, default=1_000_000,
+    parser.add_argument("--users", type=int, help="users to score all items for (top-N bench)")
+    parser.add_argument("--items", type=int, help="items of the top-N bench")
+    parser.add_argument("--rows", type=int,
                         help="recommendation rows to load into each warehouse")
     parser.add_argument("--postgres", default=None,
                         help="PostgreSQL URL for the load bench (default: a throwaway server)")
+    parser.add_argument("--scales", type=lambda v: [int(x) for x in v.split(",")],
+                        help="events of the whole-night bench, comma-separated")
+    parser.add_argument("--days", type=int, help="days of history of the scales")
+    parser.add_argument("--histories", type=lambda v: [int(x) for x in v.split(",")],
+                        help="days of history of the history-length series")
+    parser.add_argument("--history-events-per-day", type=int)
+    parser.add_argument("--movielens-night", action=argparse.BooleanOptionalAction,
+                        help="a night on MovieLens 100K (validating its 214 days takes "
+                             "minutes; on in the full profile)")
+    parser.add_argument("--write", type=Path, help="write the report (BENCHMARKS.md) here")
+    parser.add_argument("--plot", type=Path,
+                        help="PNG of the night's cost (default: beside --write)")
     args = parser.parse_args()
+    args.benches = args.benches or list(BENCHES)
+    for key, value in PROFILES[args.profile].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.write and args.plot is None:
+        args.plot = args.write.with_name("benchmarks-night.png")
     print(f"# {platform.processor() or platform.machine()}, {platform.python_version()}, "
-          f"{__import__('os').cpu_count()} cores")
+          f"{__import__('os').cpu_count()} cores, profile {args.profile}")
     rows = []
     for name in args.benches:
+        started = time.perf_counter()
         rows += BENCHES[name](args)
-    with pl.Config(tbl_rows=50, tbl_width_chars=200, fmt_str_lengths=80,
+        print(f"# {name}: {time.perf_counter() - started:.0f}s", flush=True)
+    with pl.Config(tbl_rows=100, tbl_width_chars=200, fmt_str_lengths=60,
                    tbl_hide_dataframe_shape=True):
         table = pl.DataFrame(rows, infer_schema_length=None)
         print(table.with_columns(pl.col(c).round(3) for c in table.columns
                                  if table[c].dtype.is_float()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the benchmark process: {peak_mb:.0f} MiB")
+    if args.write:
+        from jobs.bench_report import write_report
+
+        write_report(args.write, rows, args.repeat, NOTES,
+                     args.plot if "night" in args.benches else None)
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":

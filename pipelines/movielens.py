@@ -139,6 +139,22 @@ def load_movielens(folder: Path) -> MovieLens:
     return reader(folder)
 
 
+def time_split(ratings: pl.DataFrame, share: float = 0.9
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Train on the first ``share`` of ratings in time (confidence = the rating, low ones
+    included); truth: the later ratings >= 4 by users and of items seen in training."""
+    ratings = ratings.sort("ts")
+    cut = ratings["ts"][int(share * ratings.height)]
+    train = ratings.filter(pl.col("ts") < cut).select("user_id", "item_id",
+                                                      confidence="rating")
+    truth = ratings.filter(
+        (pl.col("ts") >= cut) & (pl.col("rating") >= 4)
+        & pl.col("user_id").is_in(train["user_id"].unique().implode())
+        & pl.col("item_id").is_in(train["item_id"].unique().implode())
+    ).select("user_id", "item_id")
+    return train, truth
+
+
 def _events(ratings: pl.DataFrame) -> pl.DataFrame:
     return ratings.select(
         event_id=pl.format("ml-{}-{}-{}", "user_id", "item_id", pl.col("ts").dt.epoch("s")),

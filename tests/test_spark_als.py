@@ -100,19 +100,10 @@ RELATIVE_TOLERANCE = 0.15
 def ml100k_split() -> tuple[pl.DataFrame, pl.DataFrame, InteractionMatrix]:
     """Train on the first 90% of ratings in time; truth: later ratings >= 4 by known users on
     known items. Confidence = the rating itself, low ratings included."""
-    from pipelines.movielens import load_movielens
+    from pipelines.movielens import load_movielens, time_split
 
-    ratings = load_movielens(shared_dataset("ml-100k")).ratings.sort("ts")
-    cut = ratings["ts"][int(0.9 * ratings.height)]
-    train = ratings.filter(pl.col("ts") < cut).select("user_id", "item_id",
-                                                      confidence="rating")
-    data = build_matrix(train)
-    truth = ratings.filter(
-        (pl.col("ts") >= cut) & (pl.col("rating") >= 4)
-        & pl.col("user_id").is_in(data.user_ids.implode())
-        & pl.col("item_id").is_in(data.item_ids.implode())
-    ).select("user_id", "item_id")
-    return train, truth, data
+    train, truth = time_split(load_movielens(shared_dataset("ml-100k")).ratings)
+    return train, truth, build_matrix(train)
 
 
 def _ndcg(factors: Factors, train: pl.DataFrame, truth: pl.DataFrame,

@@ -18,6 +18,7 @@ from tests.test_validate_corpus import day1  # noqa: F401, F811 - the corpus wor
 
 pytestmark = pytest.mark.slow
 
+FILE_FORMAT_CASES = ("csv_", "jsonl_", "parquet_", "header_only", "marker_", "extra_column")
 SPEC = GenerateSpec(n_users=60, n_items=40, n_days=3, start=date(2026, 10, 1),
                     events_per_day=300, malformed_share=0.2, seed=5)
 
@@ -100,7 +101,8 @@ def test_spark_and_default_paths_agree_on_the_corpus(spark, day1, tmp_path) -> N
 
     compared = 0
     for case in CORPUS:
-        if not isinstance(case.expected, Rows):
+        # File-format cases differ only in reading the files, which both paths share.
+        if not isinstance(case.expected, Rows) or case.name.startswith(FILE_FORMAT_CASES):
             continue
         root = tmp_path / case.name
         shutil.copytree(day1, root)

@@ -1,0 +1,36 @@
+"""The benchmark report: one table per step, with the columns the step has, and its context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobs.bench_report import table, write_report
+
+
+def test_table_shows_the_columns_a_step_has_in_order() -> None:
+    rows = [{"step": "load/duckdb", "what": "Arrow", "rows": 300_000, "seconds": 0.2441,
+             "rows_per_s": 1_228_000.4, "ratio_to_peer": 1027.96},
+            {"step": "load/duckdb", "what": "executemany | slow", "rows": 5000,
+             "seconds": 4.188, "rows_per_s": 1193.9, "ratio_to_peer": 1.0}]
+    assert table(rows).splitlines() == [
+        "| what | rows | seconds | rows_per_s | ratio_to_peer |",
+        "|---|---|---|---|---|",
+        "| Arrow | 300,000 | 0.244 | 1,228,000 | 1,028 |",
+        "| executemany \\| slow | 5,000 | 4.19 | 1,194 | 1 |",
+    ]
+
+
+def test_report_names_hardware_commit_command_and_each_step(tmp_path: Path) -> None:
+    rows = [{"step": "als", "what": "implicit", "seconds": 1.5, "ndcg_at_10": 0.2101},
+            {"step": "night/20,000 events", "what": "validate", "events": 20_000,
+             "seconds": 3.0, "peak_mib": 812.4},
+            {"step": "night/7 days of history", "what": "validate", "events": 7_000,
+             "seconds": 2.0, "peak_mib": 700.0}]
+    path = tmp_path / "BENCHMARKS.md"
+    write_report(path, rows, 3, {"als": "Peer: Spark MLlib ALS."}, tmp_path / "night.png")
+    text = path.read_text()
+    for expected in ("**Hardware**", " cores, ", "**Commit**", "**Command**",
+                     "median of 3 runs", "## als", "Peer: Spark MLlib ALS.", "## night",
+                     "**20,000 events**", "**7 days of history**", "![cost of a night's tasks]"
+                     "(night.png)", "| implicit | 1.5 | 0.21 |"):
+        assert expected in text, expected

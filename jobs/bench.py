@@ -224,8 +224,8 @@ PROFILES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("benches", nargs="*", choices=[*BENCHES, []],
-                        help="the steps to measure (default: all)")
+    parser.add_argument("benches", nargs="*",
+                        help=f"the steps to measure: {', '.join(BENCHES)} (default: all)")
     parser.add_argument("--profile", choices=list(PROFILES), default="quick",
                         help="sizes: quick (`make bench`) or full (`make bench-full`); "
                              "the flags below override single sizes")
@@ -258,6 +258,8 @@ def main() -> None:
                         help="PNG of the night's cost (default: beside --write)")
     args = parser.parse_args()
     args.benches = args.benches or list(BENCHES)
+    if unknown := set(args.benches) - set(BENCHES):
+        parser.error(f"unknown step(s) {', '.join(sorted(unknown))}; steps: {', '.join(BENCHES)}")
     for key, value in PROFILES[args.profile].items():
         if getattr(args, key) is None:
             setattr(args, key, value)

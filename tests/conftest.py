@@ -141,3 +141,11 @@ def postgres_url(postgres_server, request: pytest.FixtureRequest) -> str:
 
     name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
     return postgres_server.create_database(name)
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh warehouse on each backend: a DuckDB file, then a PostgreSQL database."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path}/warehouse.duckdb"
+    return request.getfixturevalue("postgres_url")

@@ -20,20 +20,13 @@ DS = date(2026, 10, 13)
 RUN_ID = "scheduled__2026-10-14T00:00:00+00:00"
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/warehouse.duckdb"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
-def env(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("RECS_RAW_ROOT", str(tmp_path / "raw"))
     monkeypatch.setenv("RECS_LAKE_ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("RECS_WAREHOUSE", url)
+    monkeypatch.setenv("RECS_WAREHOUSE", warehouse_url)
     monkeypatch.delenv("RECS_CONFIG", raising=False)
-    return url
+    return warehouse_url
 
 
 @dataclass

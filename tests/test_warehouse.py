@@ -28,11 +28,9 @@ CURRENT = "select * from recs.recommendations_current order by user_id, rank"
 HISTORY = "select * from recs.recommendations order by ds, user_id, rank"
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path}/warehouse.duckdb"
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(warehouse_url: str) -> str:
+    return warehouse_url
 
 
 def expected_rows(batch) -> pl.DataFrame:

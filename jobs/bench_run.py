@@ -69,11 +69,13 @@ def movielens_workspace(root: Path, folder: Path) -> tuple[Settings, date]:
 
 
 def _prepare(settings: Settings, first: date, last: date) -> None:
-    day = first
-    while day < last - timedelta(days=1):
-        run_task("validate", RunContext(settings, day, default_run_id(day)))
-        day += timedelta(days=1)
-    night_before = last - timedelta(days=1)
+    """Validate the landed days before the night before ``last`` (a dataset may skip days),
+    then run that night in full."""
+    landed = RunContext(settings, last, "-").raw.partitions("events")
+    night_before = max(d for d in landed if d < last)
+    for day in landed:
+        if first <= day < night_before:
+            run_task("validate", RunContext(settings, day, default_run_id(day)))
     for task in TASKS:
         run_task(task, RunContext(settings, night_before, default_run_id(night_before)))
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -71,16 +71,15 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
 
 def bench_aggregate(n_events: int, repeat: int,
                     engines: tuple[str, ...] = ("polars", "spark", "dask"),
-                    spark_memory: str = "") -> list[dict]:
-    """Feature aggregation of 30 days holding ``n_events`` on each engine: the first night
-    (every daily summary built) and a later night (summaries reused, only the merge)."""
+                    spark_memory: str = "", days: int = 30) -> list[dict]:
+    """Feature aggregation of ``days`` days holding ``n_events`` on each engine: the first
+    night (every daily summary built) and a later night (summaries reused, only the merge)."""
     import shutil
 
-    days = 30
     spec = GenerateSpec(n_users=max(1000, n_events // 50), n_items=max(500, n_events // 200),
                         n_days=days, start=date(2026, 9, 1), events_per_day=n_events // days,
                         malformed_share=0.0, seed=4)
-    last = date(2026, 9, days)
+    last = spec.start + timedelta(days=days - 1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "base"
@@ -91,7 +90,7 @@ def bench_aggregate(n_events: int, repeat: int,
             base = replace(base, spark=replace(base.spark, driver_memory=spark_memory))
         write_days(base.raw_root, generate(spec), "parquet")
         for i in range(days):
-            run_task("validate", RunContext(base, date(2026, 9, 1 + i), "bench"))
+            run_task("validate", RunContext(base, spec.start + timedelta(days=i), "bench"))
         n = RunContext(base, last, "bench").clean_events(days).height
         for engine in engines:
             first, later, peaks = [], [], []
@@ -114,6 +113,7 @@ def bench_aggregate(n_events: int, repeat: int,
                                 ("later night (merge only)", later)):
                 seconds = statistics.median(times)
                 rows.append({"step": f"aggregate/{engine}", "what": what, "rows": n,
+                             "history_days": days,
                              "seconds": seconds, "rows_per_s": n / seconds,
                              "peak_mib": statistics.median(peaks)
                              if what.startswith("first") else None})
@@ -174,7 +174,7 @@ def _nights(args: argparse.Namespace) -> list[dict]:
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "validate": lambda a: bench_validate(a.events, a.repeat),
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
-                                           a.spark_memory),
+                                           a.spark_memory, a.aggregate_days),
     "als": _als,
     "embed": _embed,
     "score": _score,
@@ -187,7 +187,7 @@ NOTES = {
     "validate": "One day of raw events. Peer: the bare polars preparation of the same rows "
                 "(the floor: no expectation suites, no writes); `ratio_to_peer` = seconds / "
                 "the floor's.",
-    "aggregate": "Feature aggregation of 30 days of synthetic events, from one definition on "
+    "aggregate": "Feature aggregation of a history of synthetic events, from one definition on "
                  "each engine (identical outputs, tested). Peer: polars. The first night "
                  "builds every daily summary; a later night builds one and merges. "
                  "`ratio_to_peer` = seconds / polars' seconds.",
@@ -211,13 +211,14 @@ NOTES = {
 
 # `make bench` (under 15 minutes on 2 cores) and `make bench-full`.
 PROFILES = {
-    "quick": {"events": 100_000, "texts": 256, "users": 20_000, "items": 10_000,
-              "rows": 300_000, "scales": [20_000, 80_000, 320_000], "days": 14,
-              "histories": [7, 28], "history_events_per_day": 2_000,
+    # The history series shares its 7-day point with the smallest scale (measured once).
+    "quick": {"events": 100_000, "aggregate_days": 10, "texts": 256, "users": 20_000,
+              "items": 10_000, "rows": 300_000, "scales": [7_000, 21_000, 63_000], "days": 7,
+              "histories": [7, 28], "history_events_per_day": 1_000,
               "movielens_night": False},
-    "full": {"events": 1_000_000, "texts": 2_048, "users": 200_000, "items": 50_000,
-             "rows": 3_000_000, "scales": [100_000, 1_000_000, 10_000_000], "days": 30,
-             "histories": [7, 30, 90], "history_events_per_day": 10_000,
+    "full": {"events": 1_000_000, "aggregate_days": 30, "texts": 2_048, "users": 200_000,
+             "items": 50_000, "rows": 3_000_000, "scales": [100_000, 1_000_000, 10_000_000],
+             "days": 30, "histories": [7, 30, 90], "history_events_per_day": 10_000,
              "movielens_night": True},
 }
 
@@ -233,6 +234,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="polars,spark,dask",
                         help="aggregation engines to compare, comma-separated")
+    parser.add_argument("--aggregate-days", type=int,
+                        help="days of history the aggregation bench spreads --events over")
     parser.add_argument("--spark-memory", default="",
                         help="Spark driver memory for aggregation (default: [spark] setting)")
     parser.add_argument("--texts", type=int,
@@ -244,10 +247,10 @@ def main() -> None:
                         help="recommendation rows to load into each warehouse")
     parser.add_argument("--postgres", default=None,
                         help="PostgreSQL URL for the load bench (default: a throwaway server)")
-    parser.add_argument("--scales", type=lambda v: [int(x) for x in v.split(",")],
+    parser.add_argument("--scales", type=lambda v: [int(x) for x in v.split(",") if x],
                         help="events of the whole-night bench, comma-separated")
     parser.add_argument("--days", type=int, help="days of history of the scales")
-    parser.add_argument("--histories", type=lambda v: [int(x) for x in v.split(",")],
+    parser.add_argument("--histories", type=lambda v: [int(x) for x in v.split(",") if x],
                         help="days of history of the history-length series")
     parser.add_argument("--history-events-per-day", type=int)
     parser.add_argument("--movielens-night", action=argparse.BooleanOptionalAction,

@@ -12,6 +12,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
@@ -112,14 +113,19 @@ def _rows(scale: str, events: int, history: int, tasks: dict[str, dict]) -> list
     return rows
 
 
-def _in_workspace(make: Callable[[Path], tuple[Settings, date]], repeat: int
+def _in_workspace(label: str, make: Callable[[Path], tuple[Settings, date]], repeat: int
                   ) -> tuple[dict[str, dict], int]:
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         settings, ds = make(root)
         events = RunContext(settings, ds, "-").clean_events(
             settings.features.history_days).height
-        return time_night(settings, root, ds, repeat), events
+        prepared = time.perf_counter()
+        figures = time_night(settings, root, ds, repeat), events
+    print(f"# night {label}: prepared in {prepared - started:.0f}s, "
+          f"{repeat} nights in {time.perf_counter() - prepared:.0f}s", flush=True)
+    return figures
 
 
 def bench_nights(scales: list[int], repeat: int, days: int = 30,
@@ -128,15 +134,25 @@ def bench_nights(scales: list[int], repeat: int, days: int = 30,
     """A night at each of ``scales`` events over ``days`` days; at ``histories`` days of
     ``history_events_per_day`` (how cost grows with history); and on MovieLens."""
     rows = []
+    # (events, days) -> figures: a history point equal to a scale is measured once.
+    measured: dict[tuple[int, int], tuple[dict[str, dict], int]] = {}
+
+    def night(n_events: int, n_days: int) -> tuple[dict[str, dict], int]:
+        if (n_events, n_days) not in measured:
+            measured[n_events, n_days] = _in_workspace(
+                f"{n_events:,} events over {n_days} days",
+                lambda root: synthetic_workspace(root, n_events, n_days), repeat)
+        return measured[n_events, n_days]
+
     for n in scales:
-        tasks, events = _in_workspace(lambda root, n=n: synthetic_workspace(root, n, days), repeat)
+        tasks, events = night(n, days)
         rows += _rows(f"{n:,} events", events, days, tasks)
     for h in histories:
-        tasks, events = _in_workspace(
-            lambda root, h=h: synthetic_workspace(root, h * history_events_per_day, h), repeat)
+        tasks, events = night(h * history_events_per_day, h)
         rows += _rows(f"{h} days of history", events, h, tasks)
     if movielens is not None:
-        tasks, events = _in_workspace(lambda root: movielens_workspace(root, movielens), repeat)
+        tasks, events = _in_workspace(f"MovieLens {movielens.name}",
+                                      lambda root: movielens_workspace(root, movielens), repeat)
         rows += _rows(f"MovieLens {movielens.name}", events, 90, tasks)
     return rows
 

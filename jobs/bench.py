@@ -58,6 +58,9 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         gx = median_seconds(
             lambda: validate_events(text, day2, catalog, accepted, settings.validate), repeat)
         task = median_seconds(lambda: run_task("validate", ctx), repeat)
+        no_docs = RunContext(replace(settings, validate=replace(settings.validate,
+                                                                data_docs=False)), day2, "bench")
+        bare = median_seconds(lambda: run_task("validate", no_docs), repeat)
     return [
         {"step": "validate", "what": "polars preparation only (floor)", "rows": rows,
          "seconds": floor, "rows_per_s": rows / floor, "ratio_to_peer": 1.0},
@@ -66,14 +69,18 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         {"step": "validate", "what": "whole task (read, GX, write, dq_results, docs)",
          "rows": rows, "seconds": task, "rows_per_s": rows / task,
          "ratio_to_peer": task / floor},
+        {"step": "validate", "what": "whole task, Data Docs off ([validate] data_docs = false)",
+         "rows": rows, "seconds": bare, "rows_per_s": rows / bare,
+         "ratio_to_peer": bare / floor},
     ]
 
 
 def bench_aggregate(n_events: int, repeat: int,
                     engines: tuple[str, ...] = ("polars", "spark", "dask"),
-                    spark_memory: str = "", days: int = 30) -> list[dict]:
+                    spark_memory: str = "", days: int = 30, later: bool = True) -> list[dict]:
     """Feature aggregation of ``days`` days holding ``n_events`` on each engine: the first
-    night (every daily summary built) and a later night (summaries reused, only the merge)."""
+    night (every daily summary built) and, with ``later`` (always on polars), a later night
+    (summaries reused, only the merge)."""
     import shutil
 
     spec = GenerateSpec(n_users=max(1000, n_events // 50), n_items=max(500, n_events // 200),
@@ -85,7 +92,8 @@ def bench_aggregate(n_events: int, repeat: int,
         root = Path(tmp) / "base"
         base = replace(Settings(), raw_root=str(root / "raw"), lake_root=str(root / "lake"),
                        warehouse=f"duckdb:///{root / 'wh.duckdb'}")
-        base = replace(base, validate=replace(base.validate, accept_anomalies=True))
+        base = replace(base, validate=replace(base.validate, accept_anomalies=True,
+                                              data_docs=False))
         if spark_memory:  # local mode: the driver's heap is all the memory Spark has
             base = replace(base, spark=replace(base.spark, driver_memory=spark_memory))
         write_days(base.raw_root, generate(spec), "parquet")
@@ -93,7 +101,9 @@ def bench_aggregate(n_events: int, repeat: int,
             run_task("validate", RunContext(base, spec.start + timedelta(days=i), "bench"))
         n = RunContext(base, last, "bench").clean_events(days).height
         for engine in engines:
-            first, later, peaks = [], [], []
+            first: list[float] = []
+            merge: list[float] = []
+            peaks: list[float] = []
             for r in range(repeat):
                 copy = Path(tmp) / f"{engine}-{r}"
                 shutil.copytree(root, copy)
@@ -104,13 +114,16 @@ def bench_aggregate(n_events: int, repeat: int,
                     t0 = time.perf_counter()
                     run_task("aggregate", ctx)
                     first.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                run_task("aggregate", ctx)
-                later.append(time.perf_counter() - t0)
+                if later or engine == "polars":
+                    t0 = time.perf_counter()
+                    run_task("aggregate", ctx)
+                    merge.append(time.perf_counter() - t0)
                 peaks.append(memory.mib)
                 shutil.rmtree(copy)
             for what, times in (("first night (all daily summaries)", first),
-                                ("later night (merge only)", later)):
+                                ("later night (merge only)", merge)):
+                if not times:
+                    continue
                 seconds = statistics.median(times)
                 rows.append({"step": f"aggregate/{engine}", "what": what, "rows": n,
                              "history_days": days,
@@ -119,7 +132,7 @@ def bench_aggregate(n_events: int, repeat: int,
                              if what.startswith("first") else None})
     floor = {r["what"]: r["seconds"] for r in rows if r["step"] == "aggregate/polars"}
     for r in rows:
-        r["ratio_to_peer"] = r["seconds"] / floor[r["what"]] if floor else None
+        r["ratio_to_peer"] = r["seconds"] / floor[r["what"]] if r["what"] in floor else None
     return rows
 
 
@@ -174,7 +187,8 @@ def _nights(args: argparse.Namespace) -> list[dict]:
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "validate": lambda a: bench_validate(a.events, a.repeat),
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
-                                           a.spark_memory, a.aggregate_days),
+                                           a.spark_memory, a.aggregate_days,
+                                           a.aggregate_later),
     "als": _als,
     "embed": _embed,
     "score": _score,
@@ -211,15 +225,16 @@ NOTES = {
 
 # `make bench` (under 15 minutes on 2 cores) and `make bench-full`.
 PROFILES = {
-    # The history series shares its 7-day point with the smallest scale (measured once).
-    "quick": {"events": 100_000, "aggregate_days": 10, "texts": 256, "users": 20_000,
-              "items": 10_000, "rows": 300_000, "scales": [7_000, 21_000, 63_000], "days": 7,
-              "histories": [7, 28], "history_events_per_day": 1_000,
-              "movielens_night": False},
-    "full": {"events": 1_000_000, "aggregate_days": 30, "texts": 2_048, "users": 200_000,
-             "items": 50_000, "rows": 3_000_000, "scales": [100_000, 1_000_000, 10_000_000],
-             "days": 30, "histories": [7, 30, 90], "history_events_per_day": 10_000,
-             "movielens_night": True},
+    # Under 15 minutes on 2 cores: small sizes, where each engine's and task's fixed costs
+    # show; the history series shares its 5-day point with the smallest scale.
+    "quick": {"events": 100_000, "aggregate_days": 5, "aggregate_later": False, "texts": 128,
+              "users": 20_000, "items": 10_000, "rows": 300_000,
+              "scales": [5_000, 10_000, 20_000], "days": 5, "histories": [5, 20],
+              "history_events_per_day": 1_000, "movielens_night": False},
+    "full": {"events": 1_000_000, "aggregate_days": 30, "aggregate_later": True,
+             "texts": 2_048, "users": 200_000, "items": 50_000, "rows": 3_000_000,
+             "scales": [100_000, 1_000_000, 10_000_000], "days": 30, "histories": [7, 30, 90],
+             "history_events_per_day": 10_000, "movielens_night": True},
 }
 
 
@@ -236,6 +251,8 @@ def main() -> None:
                         help="aggregation engines to compare, comma-separated")
     parser.add_argument("--aggregate-days", type=int,
                         help="days of history the aggregation bench spreads --events over")
+    parser.add_argument("--aggregate-later", action=argparse.BooleanOptionalAction,
+                        help="also time a later night (merge only) on Spark and Dask")
     parser.add_argument("--spark-memory", default="",
                         help="Spark driver memory for aggregation (default: [spark] setting)")
     parser.add_argument("--texts", type=int,

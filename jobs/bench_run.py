@@ -74,9 +74,10 @@ def _prepare(settings: Settings, first: date, last: date) -> None:
     then run that night in full."""
     landed = RunContext(settings, last, "-").raw.partitions("events")
     night_before = max(d for d in landed if d < last)
+    history = replace(settings, validate=replace(settings.validate, data_docs=False))
     for day in landed:
         if first <= day < night_before:
-            run_task("validate", RunContext(settings, day, default_run_id(day)))
+            run_task("validate", RunContext(history, day, default_run_id(day)))
     for task in TASKS:
         run_task(task, RunContext(settings, night_before, default_run_id(night_before)))
 

@@ -102,13 +102,14 @@ def validate(ctx: RunContext) -> dict:
             from pipelines.spark import spark_session
 
             spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
-        session = GxSession("spark" if spark else "polars", Path(docs), spark)
+        session = GxSession("spark" if spark else "polars",
+                            Path(docs) if cfg.data_docs else None, spark)
         items, item_outcomes = validate_items(items_raw, ctx.ds, session)
         known = items.clean["item_id"] if prior is None else pl.concat(
             [prior["item_id"], items.clean["item_id"]])
         events, event_outcomes = validate_events(events_raw, ctx.ds, known.unique(),
                                                  accepted_ids, cfg, session)
-        docs_index = _keep_docs(ctx, Path(docs))
+        docs_index = _keep_docs(ctx, Path(docs) if cfg.data_docs else None)
     if events.n_raw != events.n_clean + events.n_quarantined + events.n_duplicates:
         raise RuntimeError(f"row accounting broken for {ctx.ds}: {events.n_raw} raw rows but "
                            f"{events.n_clean} clean + {events.n_quarantined} quarantined + "
@@ -133,7 +134,7 @@ def validate(ctx: RunContext) -> dict:
     log.info("events: %d raw -> %d clean, %d quarantined, %d duplicates (%d files)",
              events.n_raw, events.n_clean, events.n_quarantined, events.n_duplicates,
              len(event_files))
-    log.info("data docs: %s", docs_index)
+    log.info("data docs: %s", docs_index or "off ([validate] data_docs = false)")
     summary = dict(
         events={"files": event_files, "raw": events.n_raw, "clean": events.n_clean,
                 "quarantined": events.n_quarantined, "duplicates": events.n_duplicates,
@@ -194,9 +195,12 @@ def _trailing_volumes(ctx: RunContext) -> list[int]:
     return volumes
 
 
-def _keep_docs(ctx: RunContext, local: Path) -> str:
-    """Copy the Data Docs site built in ``local`` to ``runs/ds=D/data_docs/``."""
+def _keep_docs(ctx: RunContext, local: Path | None) -> str | None:
+    """Copy the Data Docs site built in ``local`` to ``runs/ds=D/data_docs/``; with none
+    built, an earlier run's site of the day goes too (it no longer matches the verdicts)."""
     ctx.lake.remove("runs", ctx.part, "data_docs")
+    if local is None:
+        return None
     for path in sorted(local.rglob("*")):
         if path.is_file():
             ctx.lake.write_bytes(path.read_bytes(), "runs", ctx.part, "data_docs",

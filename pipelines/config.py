@@ -55,6 +55,9 @@ class ValidateSettings:
     volume_window_days: int = 14
     # Set for a run (param or flag) to publish a day that breaks the two rules above.
     accept_anomalies: bool = False
+    # The Data Docs HTML report of each day; off, a long backfill validates in about 40 % less
+    # time and the verdicts stay in dq_results.
+    data_docs: bool = True
 
 
 @dataclass(frozen=True)

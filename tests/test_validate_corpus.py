@@ -484,3 +484,20 @@ def test_rejected_rerun_removes_an_earlier_clean_partition(day1: Path, tmp_path:
         run_task("validate", ctx)
     assert not ctx.lake.exists("clean", "events", ctx.part)
     assert not ctx.lake.exists("clean", "items", ctx.part)
+
+
+def test_data_docs_can_be_turned_off_without_changing_the_verdicts(day1: Path,
+                                                                   tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(day1, root)
+    write(root / "raw", {E("part-0.csv"): csv(GOOD)})
+    with_docs = run_task("validate", _context(root, {}))
+    ctx = _context(root, {"data_docs": False})
+    clean = ctx.lake.read_parquet("clean", "events", ctx.part, "part-0.parquet")
+    assert ctx.lake.exists("runs", ctx.part, "data_docs", "index.html")
+    without = run_task("validate", ctx)
+    assert without["data_docs"] is None
+    # A rerun without docs removes the earlier site: it would describe another run.
+    assert not ctx.lake.exists("runs", ctx.part, "data_docs")
+    assert without["events"] == with_docs["events"]
+    assert ctx.lake.read_parquet("clean", "events", ctx.part, "part-0.parquet").equals(clean)

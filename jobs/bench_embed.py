@@ -54,6 +54,32 @@ def _padding_share(encoder: Encoder, texts: list[str], order: np.ndarray, batch:
     return 1 - lengths.sum() / slots
 
 
+def encoder_flops(config: object, lengths: np.ndarray) -> float:
+    """FLOPs of a BERT-style encoder over sequences of ``lengths`` tokens, padding excluded:
+    per layer the four d x d projections, the feed-forward pair and the two attention
+    products (2 FLOPs per multiply-add); embeddings, norms and softmax are left out."""
+    d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    n = lengths.astype(np.float64)
+    per_layer = 4 * n * d * d + 2 * n * d * ff + 2 * n * n * d
+    return float(2 * layers * per_layer.sum())
+
+
+def matmul_flops_per_s(device: str, dtype_name: str, repeat: int, size: int = 2048) -> float:
+    """The rate of a square matrix product on ``device`` with torch's current threads: the
+    peak the encoder's GEMMs could reach here."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    times = []
+    for _ in range(repeat + 1):  # the first product warms the kernels up
+        t0 = time.perf_counter()
+        (a @ b).sum().item()
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / statistics.median(times[1:])
+
+
 def bench_embed(n_texts: int, repeat: int, device: str = "auto") -> list[dict]:
     texts = amazon_texts(n_texts)
     rows = []
@@ -79,8 +105,18 @@ def bench_embed(n_texts: int, repeat: int, device: str = "auto") -> list[dict]:
                  "rows": len(texts), "seconds": naive_s, "rows_per_s": len(texts) / naive_s,
                  "ratio_to_peer": 1.0,
                  "padding": _padding_share(fp32, texts, input_order, 32)})
+    lengths = np.array([len(ids) for ids in fp32.tokenizer(
+        texts, truncation=True, max_length=fp32.max_tokens)["input_ids"]])
+    flops = encoder_flops(fp32.model.config, lengths)
     precisions = ["fp32"] + (["fp16", "bf16"] if fp32.device == "cuda" else [])
     for precision in precisions:
+        floor_s = flops / matmul_flops_per_s(fp32.device, precision, repeat)
+        rows.append({"step": f"embed/{fp32.device}",
+                     "what": f"floor: the model's {flops / 1e9:,.0f} GFLOP (no padding) at "
+                             f"this device's {precision} matrix-product rate",
+                     "rows": len(texts), "seconds": floor_s,
+                     "rows_per_s": len(texts) / floor_s, "ratio_to_peer": floor_s / naive_s})
+
         encoder = fp32 if precision == "fp32" else Encoder.load(
             EmbedSettings(precision=precision), device)
         encoder.encode(texts[:8])
@@ -92,6 +128,6 @@ def bench_embed(n_texts: int, repeat: int, device: str = "auto") -> list[dict]:
                      "what": f"pipeline: length-sorted batches of {encoder.batch_size}, "
                              f"{precision} (min cosine to peer {cosine:.5f})",
                      "rows": len(texts), "seconds": seconds, "rows_per_s": len(texts) / seconds,
-                     "ratio_to_peer": seconds / naive_s,
+                     "ratio_to_peer": seconds / naive_s, "share_of_floor": floor_s / seconds,
                      "padding": _padding_share(encoder, texts, order, encoder.batch_size)})
     return rows

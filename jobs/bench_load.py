@@ -143,8 +143,11 @@ def bench_postgres(frame: pl.DataFrame, slice_rows: int, repeat: int,
 
 def _rows(step: str, results: list[tuple[str, float, int]], peer: str) -> list[dict]:
     rates = {what: rows / seconds for what, seconds, rows in results}
+    floor = next((rate for what, rate in rates.items() if "(floor)" in what), None)
     return [{"step": step, "what": what, "rows": rows, "seconds": seconds,
-             "rows_per_s": rows / seconds, "ratio_to_peer": rates[what] / rates[peer]}
+             "rows_per_s": rows / seconds, "ratio_to_peer": rates[what] / rates[peer],
+             "share_of_floor": rates[what] / floor
+             if floor is not None and "publish path" in what else None}
             for what, seconds, rows in results]
 
 

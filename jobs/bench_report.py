@@ -72,6 +72,20 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def floor_summary(rows: list[dict]) -> list[str]:
+    """The rows measured against a floor, furthest first: where speed is left to gain."""
+    held = sorted((r for r in rows if r.get("share_of_floor") is not None),
+                  key=lambda r: r["share_of_floor"])
+    if not held:
+        return []
+    lines = ["## Distance from the floor", "",
+             "Each path against the floor its step names (1 = at the floor), furthest first.",
+             "", "| step | what | share_of_floor |", "|---|---|---|"]
+    lines += [f"| {r['step']} | {_cell(r['what'])} | {_cell(r['share_of_floor'])} |"
+              for r in held]
+    return [*lines, ""]
+
+
 def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str],
                  plot: Path | None) -> None:
     steps: dict[str, list[dict]] = {}
@@ -88,6 +102,7 @@ def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str
         "note names, measured in the same run), not absolute times across machines.",
         "",
     ]
+    out += floor_summary(rows)
     for step, step_rows in steps.items():
         out += [f"## {step}", ""]
         if step in notes:

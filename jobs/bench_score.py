@@ -148,9 +148,13 @@ def bench_scoring(n_users: int, n_items: int, factors: int, n: int = 100, repeat
     users_per_s = {name: n_users / s for name, s in seconds.items()}
     agree = {name: overlap(lists[name], lists["implicit"]) for name in paths
              if name.startswith("this")}
+    # A GPU path is held to the GPU's floor, a CPU path to the CPU's.
+    floor_of = {name: seconds["floor_cuda" if name.endswith("cuda") else "floor"]
+                for name in paths if name.startswith("this")}
     rows = [{"step": f"score/{device}", "what": what, "rows": n_users,
              "seconds": seconds[name], "rows_per_s": users_per_s[name],
              "ratio_to_peer": seconds[name] / seconds["implicit"],
+             "share_of_floor": floor_of[name] / seconds[name] if name in floor_of else None,
              "overlap_with_peer": agree.get(name), "peak_mib": peaks[name]}
             for name, (what, _) in paths.items()]
     return {"n_users": n_users, "n_items": n_items, "factors": factors, "n": n,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.bench_report import table, write_report
+from jobs.bench_report import floor_summary, table, write_report
 
 
 def test_table_shows_the_columns_a_step_has_in_order() -> None:
@@ -34,3 +34,15 @@ def test_report_names_hardware_commit_command_and_each_step(tmp_path: Path) -> N
                      "**20,000 events**", "**7 days of history**", "![cost of a night's tasks]"
                      "(night.png)", "| implicit | 1.5 | 0.21 |"):
         assert expected in text, expected
+
+
+def test_floor_summary_lists_the_furthest_path_first() -> None:
+    rows = [{"step": "score/cpu", "what": "top_n", "share_of_floor": 0.87},
+            {"step": "score/cpu", "what": "implicit"},
+            {"step": "embed/cpu", "what": "pipeline", "share_of_floor": 0.31}]
+    assert floor_summary(rows)[5:8] == [
+        "|---|---|---|",
+        "| embed/cpu | pipeline | 0.31 |",
+        "| score/cpu | top_n | 0.87 |",
+    ]
+    assert floor_summary([{"step": "als", "what": "implicit"}]) == []

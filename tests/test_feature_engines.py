@@ -122,34 +122,29 @@ def test_incremental_equals_full_recompute(validated: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["spark", "dask"])
-def test_engines_agree_with_polars(validated: Path, tmp_path: Path, engine: str) -> None:
-    expected = _aggregate(validated, tmp_path, "polars")
-    actual = _aggregate(validated, tmp_path, engine)
-    for name, frame in expected.items():
-        assert_frame_equal(actual[name], frame, check_exact=False, rel_tol=1e-9)
-
-
-@pytest.mark.slow
 def test_engines_agree_on_movielens(ml100k_validated: Path, tmp_path: Path) -> None:
+    # The last day validated once (GX on Spark has its own test), then aggregated by each
+    # engine over a 14-day window: two weeks of real days (ties, thin days, every event type
+    # MovieLens has) show an engine difference as well as the default 90 would, at a sixth of
+    # the daily summaries to build on Spark and Dask.
+    validated = tmp_path / "validated"
+    shutil.copytree(ml100k_validated, validated)
+    run_task("validate", RunContext(movielens_settings(validated), ML100K_LAST_DAY, "t"))
     outputs = {}
     for engine in ("polars", "spark", "dask"):
         copy = tmp_path / engine
-        shutil.copytree(ml100k_validated, copy)
+        shutil.copytree(validated, copy)
         base = movielens_settings(copy)
-        # a 30-day window: a month of real days shows any engine difference as well as the
-        # default 90 would, at a third of the daily summaries to build on Spark and Dask
         settings = replace(base, engine=engine,
-                           features=replace(base.features, history_days=30))
+                           features=replace(base.features, history_days=14))
         ctx = RunContext(settings, ML100K_LAST_DAY, "t")
-        run_task("validate", ctx)
         run_task("aggregate", ctx)
         outputs[engine] = {k: ctx.lake.read_parquet("features", ctx.part, f"{k}.parquet")
                            for k in ("interactions", "users", "items")}
     for engine in ("spark", "dask"):
         for name, frame in outputs["polars"].items():
             assert_frame_equal(outputs[engine][name], frame, check_exact=False, rel_tol=1e-9)
-    assert outputs["polars"]["interactions"].height > 10_000
+    assert outputs["polars"]["interactions"].height > 1_000
 
 
 @pytest.mark.slow
@@ -157,15 +152,19 @@ def test_every_engine_publishes_the_same_recommendations(validated: Path,
                                                          tmp_path: Path) -> None:
     from jobs.flow import run_flow
 
-    published = {}
+    published, features = {}, {}
     for engine in ("polars", "spark", "dask"):
         copy = tmp_path / f"flow-{engine}"
         shutil.copytree(validated, copy)
         settings = replace(make_settings(copy), engine=engine)
         ctx = RunContext(settings, LAST, "engines")
         run_flow(ctx)
+        features[engine] = {k: ctx.lake.read_parquet("features", ctx.part, f"{k}.parquet")
+                            for k in ("interactions", "users", "items")}
         published[engine] = ctx.warehouse().query(
             "select * from recs.recommendations_current order by user_id, rank")
     assert published["polars"].height > 0
-    assert_frame_equal(published["spark"], published["polars"])
-    assert_frame_equal(published["dask"], published["polars"])
+    for engine in ("spark", "dask"):
+        for name, frame in features["polars"].items():
+            assert_frame_equal(features[engine][name], frame, check_exact=False, rel_tol=1e-9)
+        assert_frame_equal(published[engine], published["polars"])

@@ -29,7 +29,7 @@ test: install
 bench: install
 	$(BIN)/python -m jobs.bench --profile quick --write BENCHMARKS.md
 
-# The same at 10 M events, 200 K users and 3 M rows: hours on 2 cores, under one on 16.
+# The same steps at 1 M events, nights up to 10 M, 200 K users and 3 M rows: hours on 2 cores.
 bench-full: install
 	$(BIN)/python -m jobs.bench --profile full --write BENCHMARKS.md
 

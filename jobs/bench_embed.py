@@ -7,6 +7,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def _padding_share(encoder: Encoder, texts: list[str], order: np.ndarray, batch:
     return 1 - lengths.sum() / slots
 
 
-def encoder_flops(config: object, lengths: np.ndarray) -> float:
+def encoder_flops(config: Any, lengths: np.ndarray) -> float:
     """FLOPs of a BERT-style encoder over sequences of ``lengths`` tokens, padding excluded:
     per layer the four d x d projections, the feed-forward pair and the two attention
     products (2 FLOPs per multiply-add); embeddings, norms and softmax are left out."""

@@ -13,8 +13,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Column order of the tables; a step shows the columns it has.
 COLUMNS = ["what", "what_of", "events", "history_days", "rows", "seconds", "rows_per_s",
-           "users_per_s", "texts_per_s", "peak_mib", "ndcg_at_10", "ratio_to_peer",
-           "share_of_floor"]
+           "users_per_s", "texts_per_s", "peak_mib", "ndcg_at_10", "padding",
+           "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
 
 
 def hardware() -> str:

@@ -130,24 +130,25 @@ def bench_postgres(frame: pl.DataFrame, slice_rows: int, repeat: int,
                     cur.executemany(f"insert into bench_recs values ({placeholders})", tuples)
                 return len(tuples)
 
-            results = [("binary COPY, rows from psycopg (publish path)",
-                        *_median_rate(copy_rows, repeat)),
-                       ("binary COPY of pre-encoded bytes (floor)",
-                        *_median_rate(copy_raw, repeat)),
+            path = "binary COPY, rows from psycopg (publish path)"
+            floor = "binary COPY of pre-encoded bytes (floor)"
+            results = [(path, *_median_rate(copy_rows, repeat)),
+                       (floor, *_median_rate(copy_raw, repeat)),
                        ("executemany", *_median_rate(many, repeat))]
     finally:
         if server is not None:
             server.stop()
-    return _rows("load/postgresql", results, peer="executemany")
+    return _rows("load/postgresql", results, peer="executemany", held=(path, floor))
 
 
-def _rows(step: str, results: list[tuple[str, float, int]], peer: str) -> list[dict]:
+def _rows(step: str, results: list[tuple[str, float, int]], peer: str,
+          held: tuple[str, str] | None = None) -> list[dict]:
+    """``held``: (path, floor), the path whose share of the floor's rate is reported."""
     rates = {what: rows / seconds for what, seconds, rows in results}
-    floor = next((rate for what, rate in rates.items() if "(floor)" in what), None)
     return [{"step": step, "what": what, "rows": rows, "seconds": seconds,
              "rows_per_s": rows / seconds, "ratio_to_peer": rates[what] / rates[peer],
-             "share_of_floor": rates[what] / floor
-             if floor is not None and "publish path" in what else None}
+             "share_of_floor": rates[what] / rates[held[1]]
+             if held is not None and what == held[0] else None}
             for what, seconds, rows in results]
 
 

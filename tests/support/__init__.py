@@ -1,0 +1,1 @@
+"""Helpers the tests share: workspaces, a local PostgreSQL server, the night fingerprint."""

@@ -27,11 +27,11 @@ test: install
 
 # CPU benchmarks under 15 minutes on 2 cores; both write BENCHMARKS.md and its plot.
 bench: install
-	$(BIN)/python -m jobs.bench --profile quick --write BENCHMARKS.md
+	$(BIN)/python -m benchmarks.bench --profile quick --write BENCHMARKS.md
 
 # The same steps at 1 M events, nights up to 10 M, 200 K users and 3 M rows: hours on 2 cores.
 bench-full: install
-	$(BIN)/python -m jobs.bench --profile full --write BENCHMARKS.md
+	$(BIN)/python -m benchmarks.bench --profile full --write BENCHMARKS.md
 
 lint: install
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ PARAM_OVERRIDES = {
 def _context(context: Mapping[str, Any]):
     from jobs.context import RunContext
     from jobs.logs import setup_logging
-    from pipelines.config import load_settings
+    from pipelines.core.settings import load_settings
 
     setup_logging(stream=sys.stdout)
     params = context.get("params") or {}
@@ -103,7 +103,7 @@ async def publish_late(context: Mapping[str, Any], hours: float = 0.0, **_: Any)
 def _record_late(context: Mapping[str, Any], hours: float) -> None:
     from jobs.context import RunContext
     from jobs.logs import get_logger, setup_logging
-    from pipelines.config import load_settings
+    from pipelines.core.settings import load_settings
 
     setup_logging(stream=sys.stdout)
     run = context["dag_run"]

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from jobs.logs import get_logger, setup_logging
-from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.core.settings import ConfigError, Settings, load_settings
 
 log = get_logger("cli")
 
@@ -53,7 +53,7 @@ def cmd_task(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from jobs.rawdata import write_days
-    from pipelines.generate import GenerateSpec, generate
+    from pipelines.datasets.generate import GenerateSpec, generate
 
     spec = GenerateSpec(
         n_users=args.users, n_items=args.items, n_days=args.days, start=args.start,
@@ -68,7 +68,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_import_movielens(args: argparse.Namespace) -> int:
     from jobs.rawdata import write_days
-    from pipelines.movielens import load_movielens, to_raw_days
+    from pipelines.datasets.movielens import load_movielens, to_raw_days
 
     out = args.out or _settings(args).raw_root
     n_days, n_events = write_days(out, to_raw_days(load_movielens(Path(args.folder))), "parquet")
@@ -77,14 +77,14 @@ def cmd_import_movielens(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs.demo import run_demo
+    from jobs.tools.demo import run_demo
 
     return run_demo(Path(args.workdir), days=args.days, use_airflow=args.airflow)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from jobs.context import RunContext
-    from jobs.tune import TuneError, tune
+    from jobs.tools.tune import TuneError, tune
 
     ctx = RunContext(_settings(args), args.ds, f"tune__{args.ds.isoformat()}")
     try:
@@ -99,7 +99,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from jobs.experiment import run_experiment
+    from jobs.tools.experiment import run_experiment
 
     workdir = Path(args.workdir.replace("<dataset>", args.dataset))
     table = run_experiment(args.dataset, workdir, _settings(args), Path(args.folder),

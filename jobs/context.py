@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from jobs.logs import get_logger
-from pipelines.config import Settings
-from pipelines.schema import empty_events, empty_items
-from pipelines.storage import Store, partition
-from pipelines.validate import latest_catalog
+from pipelines.core.contracts import empty_events, empty_items
+from pipelines.core.settings import Settings
+from pipelines.core.storage import Store, partition
+from pipelines.validate.rows import latest_catalog
 from pipelines.warehouse import Warehouse, open_warehouse
 
 log = get_logger("context")

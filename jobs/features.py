@@ -15,10 +15,10 @@ import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
-from pipelines import feature_defs as fd
-from pipelines.engines import Engine, collect, union
-from pipelines.schema import day_start_us
-from pipelines.storage import partition
+from pipelines.features import definitions as fd
+from pipelines.core.contracts import day_start_us
+from pipelines.core.engines import Engine, collect, union
+from pipelines.core.storage import partition
 
 log = get_logger("features")
 

@@ -18,11 +18,11 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.features import ensure_daily, merged
 from jobs.logs import get_logger
-from pipelines.config import Settings
-from pipelines.engines import Engine
-from pipelines.evaluate import holdout_truth
-from pipelines.hybrid import AsOf, Trainer
-from pipelines.storage import partition
+from pipelines.core.engines import Engine
+from pipelines.core.settings import Settings
+from pipelines.core.storage import partition
+from pipelines.evaluate.holdout import holdout_truth
+from pipelines.model.hybrid import AsOf, Trainer
 
 log = get_logger("hybrid")
 
@@ -105,7 +105,7 @@ def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.Dat
 def als_backend(settings: Settings) -> str:
     """Where ALS runs for these settings on this worker: ``implicit-gpu`` (implicit built with
     CUDA, device not forced to CPU), ``implicit-cpu``, or ``spark_als on <master>``."""
-    from pipelines.devices import implicit_has_cuda
+    from pipelines.core.devices import implicit_has_cuda
 
     if settings.trainer == "spark_als":
         return f"spark_als on {settings.spark.master}"
@@ -116,15 +116,15 @@ def als_backend(settings: Settings) -> str:
 def open_trainer(ctx: RunContext) -> Iterator[Trainer]:
     """``implicit`` in this process (on the GPU when implicit was built with CUDA and the
     device allows it), or Spark MLlib on the configured Spark (``trainer``)."""
-    from pipelines.als import fit_als
+    from pipelines.model.als import fit_als
 
     cfg = ctx.settings.model
     if ctx.settings.trainer != "spark_als":
         use_gpu = als_backend(ctx.settings) == "implicit-gpu"
         yield lambda data: fit_als(data, cfg, use_gpu=use_gpu)
         return
-    from pipelines.spark import spark_session
-    from pipelines.spark_als import fit_spark_als
+    from pipelines.core.spark import spark_session
+    from pipelines.model.spark_als import fit_spark_als
 
     with spark_session(ctx.settings.spark, "recs-train") as spark:
         yield lambda data: fit_spark_als(data, cfg, spark)

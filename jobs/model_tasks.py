@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import asdict
 from datetime import timedelta
 
 import polars as pl
@@ -14,9 +13,9 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.preconditions import require
-from pipelines.failpoints import failpoint
-from pipelines.hybrid import INPUT_COLUMNS, AsOf
-from pipelines.storage import partition
+from pipelines.core.failpoints import failpoint
+from pipelines.core.storage import partition
+from pipelines.model.hybrid import INPUT_COLUMNS, AsOf
 
 log = get_logger("tasks")
 
@@ -61,8 +60,9 @@ def _config(ctx: RunContext) -> dict:
 
     s = ctx.settings
     return json.loads(json.dumps({
-        "trainer": s.trainer, "backend": als_backend(s), "model": asdict(s.model),
-        "hybrid": asdict(s.hybrid), "features": asdict(s.features), "embed": asdict(s.embed)},
+        "trainer": s.trainer, "backend": als_backend(s), "model": s.model.model_dump(),
+        "hybrid": s.hybrid.model_dump(), "features": s.features.model_dump(),
+        "embed": s.embed.model_dump()},
         default=list))
 
 
@@ -70,9 +70,9 @@ def train(ctx: RunContext) -> dict:
     """Fit the hybrid as of ``ds`` (fusion weights from the validation split before it) and
     register it as a model version."""
     from jobs.hybrid_inputs import as_of, open_trainer, validation
-    from pipelines.engines import open_engine
-    from pipelines.hybrid import fit_hybrid
-    from pipelines.registry import model_version, save_hybrid
+    from pipelines.core.engines import open_engine
+    from pipelines.model.hybrid import fit_hybrid
+    from pipelines.model.registry import model_version, save_hybrid
 
     started = time.perf_counter()
     require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
@@ -100,8 +100,9 @@ def evaluate(ctx: RunContext) -> dict:
     """Fit every model on what was known at the end of ``ds - holdout_days`` and score it on
     the new interactions of the days after, up to ``ds``."""
     from jobs.hybrid_inputs import open_trainer, recommendable, split, validation
-    from pipelines.engines import open_engine
-    from pipelines.evaluate import METRIC_SCHEMA, evaluation_lists, score_lists
+    from pipelines.core.contracts import METRIC_SCHEMA
+    from pipelines.core.engines import open_engine
+    from pipelines.evaluate.holdout import evaluation_lists, score_lists
 
     started = time.perf_counter()
     require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")

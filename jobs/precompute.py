@@ -20,7 +20,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.preconditions import UpstreamMissing, require
-from pipelines.failpoints import failpoint
+from pipelines.core.failpoints import failpoint
 
 log = get_logger("tasks")
 
@@ -49,7 +49,7 @@ def precompute(ctx: RunContext) -> dict:
     if n == 1:
         summaries = [precompute_shard(ctx, 0)]
     else:
-        from pipelines.engines import dask_client
+        from pipelines.core.engines import dask_client
 
         with dask_client(ctx.settings.dask) as client:
             futures = [client.submit(_remote_shard, ctx.settings, ctx.ds, ctx.run_id, i,
@@ -80,9 +80,9 @@ def _remote_shard(settings, ds, run_id, shard: int) -> dict:
 
 def precompute_shard(ctx: RunContext, shard: int) -> dict:
     """Top-N with a reason per row for the active users of one shard, into staging."""
-    from pipelines.reasons import explain
-    from pipelines.recommend import Rerank, als_lists, popularity_ranking, seen_pairs
-    from pipelines.registry import load_hybrid
+    from pipelines.model.registry import load_hybrid
+    from pipelines.serve.lists import Rerank, als_lists, popularity_ranking, seen_pairs
+    from pipelines.serve.reasons import explain
 
     started = time.perf_counter()
     serve, n_shards = ctx.settings.serve, ctx.settings.serve.shards
@@ -128,7 +128,7 @@ def _scoring_device(ctx: RunContext) -> str:
     when the run is told to stay on the CPU."""
     if ctx.settings.device == "cpu":
         return "cpu"
-    from pipelines.devices import pick_device
+    from pipelines.core.devices import pick_device
 
     return pick_device(ctx.settings.device)
 

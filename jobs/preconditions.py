@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from jobs.context import RunContext
-
-
-class UpstreamMissing(RuntimeError):
-    """A task ran before the task it depends on wrote its output for this ``ds``."""
+from pipelines.core.errors import UpstreamMissing
 
 
 def require(ctx: RunContext, parts: tuple[str, ...], task: str) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipelines.generate import RawDay
-from pipelines.rawfiles import write_raw_file
-from pipelines.storage import Store
+from pipelines.core.contracts import RawDay
+from pipelines.core.storage import Store
+from pipelines.validate.rawfiles import write_raw_file
 
 
 def write_days(root: str, days: Iterable[RawDay], fmt: str) -> tuple[int, int]:

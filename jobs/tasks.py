@@ -24,13 +24,13 @@ from jobs.precompute import (
     shard_totals,
 )
 from jobs.preconditions import UpstreamMissing, require
-from pipelines import quality
-from pipelines.failpoints import failpoint
-from pipelines.gate import QualityGateError
-from pipelines.rawfiles import MALFORMED, RawFileError, list_raw_files, read_raw_file
-from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
-from pipelines.storage import partition
-from pipelines.validate import (
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.core.errors import MissingPartition, QualityGateError
+from pipelines.core.failpoints import failpoint
+from pipelines.core.storage import partition
+from pipelines.validate import quality
+from pipelines.validate.rawfiles import MALFORMED, RawFileError, list_raw_files, read_raw_file
+from pipelines.validate.rows import (
     check_castable,
     check_same_schema,
     concat_files,
@@ -41,13 +41,10 @@ from pipelines.validate import (
 from pipelines.warehouse import AuditError
 
 if TYPE_CHECKING:
-    from pipelines.embed import Encoder
+    from pipelines.embed.encoder import Encoder
 
 log = get_logger("tasks")
 
-
-class MissingPartition(FileNotFoundError):
-    pass
 
 
 def _read_raw(ctx: RunContext, kind: str, columns: dict, required: tuple) -> tuple[
@@ -77,7 +74,7 @@ def validate(ctx: RunContext) -> dict:
     Docs under ``runs/ds=D/data_docs/`` and fails the day (writing no clean partition) when
     the quarantined share or the volume breaks its rule.
     """
-    from pipelines.gx_runner import GxSession
+    from pipelines.validate.gx_runner import GxSession
 
     started = time.perf_counter()
     if not raw_partition_landed(ctx):
@@ -99,7 +96,7 @@ def validate(ctx: RunContext) -> dict:
         # (GX has no Dask data source). Both give the same verdicts.
         spark = None
         if ctx.settings.engine == "spark":
-            from pipelines.spark import spark_session
+            from pipelines.core.spark import spark_session
 
             spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
         session = GxSession("spark" if spark else "polars",
@@ -212,7 +209,7 @@ def aggregate(ctx: RunContext) -> dict:
     """Interaction, user and item features for ``ds`` on the configured engine, merged from
     daily summaries (built once per day) over the history window."""
     from jobs.features import ensure_daily, merged
-    from pipelines.engines import open_engine
+    from pipelines.core.engines import open_engine
 
     started = time.perf_counter()
     require(ctx, ("clean", "events", ctx.part, "part-0.parquet"), "validate")
@@ -233,8 +230,8 @@ def aggregate(ctx: RunContext) -> dict:
 def embed(ctx: RunContext) -> dict:
     """Embed item texts and user-history texts, reusing the cached vectors of unchanged texts,
     and move the user-interest memory of the users active on ``ds``."""
-    from pipelines.embed import Encoder
-    from pipelines.texts import item_texts, text_hash, user_texts
+    from pipelines.embed.encoder import Encoder
+    from pipelines.embed.texts import item_texts, text_hash, user_texts
 
     started = time.perf_counter()
     require(ctx, ("features", ctx.part, "users.parquet"), "aggregate")
@@ -287,12 +284,12 @@ def embed(ctx: RunContext) -> dict:
 
 def _encode(ctx: RunContext, encoder: Encoder, texts: pl.DataFrame) -> pl.DataFrame:
     """``text_hash, vector`` for ``texts``: in this process, or in shards on Dask workers."""
-    from pipelines.embed import vectors_frame
+    from pipelines.embed.encoder import vectors_frame
 
     shards = ctx.settings.embed.shards
     if shards == 1 or texts.height < 2:
         return vectors_frame(texts["text_hash"], encoder.encode(texts["text"].to_list()))
-    from pipelines.embed_shards import embedding_client, encode_sharded
+    from pipelines.embed.shards import embedding_client, encode_sharded
 
     with embedding_client(ctx.settings.dask, encoder.device) as client:
         vecs = encode_sharded(client, texts["text"].to_list(), ctx.settings.embed,
@@ -307,7 +304,7 @@ def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict
     users too) move towards today's history vector. With no earlier state (the first run, or a
     new model) every user with a history starts at it.
     """
-    from pipelines.interest import empty_state, update_interest
+    from pipelines.embed.interest import empty_state, update_interest
 
     dim = history.schema["vector"].size
     earlier = [d for d in ctx.lake.partitions("embeddings", "interest") if d < ctx.ds]
@@ -337,8 +334,8 @@ def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict
 def publish(ctx: RunContext) -> dict:
     """Judge the model by its holdout numbers, write the run report, then audit the staged
     lists of every shard and publish them with metrics and the run record, atomically."""
-    from pipelines.gate import judge, lift
-    from pipelines.recommend import seen_pairs
+    from pipelines.evaluate.gate import judge, lift
+    from pipelines.serve.lists import seen_pairs
     from pipelines.warehouse import PublishRules, RunBatch
 
     started = time.perf_counter()
@@ -386,7 +383,7 @@ def publish(ctx: RunContext) -> dict:
 
 def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: dict) -> str:
     """The run's HTML report under ``runs/ds=D/report.html``; returns its URL."""
-    from pipelines.report import render_report
+    from pipelines.evaluate.report import render_report
 
     summaries = {}
     for task in ("validate", "aggregate", "embed", "train", "evaluate", "precompute"):

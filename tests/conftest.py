@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
-from pipelines.config import Settings
-from pipelines.generate import GenerateSpec, generate
+from pipelines.core.settings import Settings, replace
+from pipelines.datasets.generate import GenerateSpec, generate
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -114,7 +113,7 @@ def movielens_settings(root: Path) -> Settings:
 @pytest.fixture(scope="session")
 def ml100k_validated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MovieLens 100K imported and every day but the last validated, once per session."""
-    from pipelines.movielens import load_movielens, to_raw_days
+    from pipelines.datasets.movielens import load_movielens, to_raw_days
 
     folder = shared_dataset("ml-100k")
     root = tmp_path_factory.mktemp("ml100k")
@@ -129,7 +128,7 @@ def ml100k_validated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server for the session (CI installs the server package when missing)."""
-    from jobs.pg_local import PostgresServer, find_bindir
+    from tests.support.pg_local import PostgresServer, find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -1,5 +1,5 @@
 """The direct (non-incremental) feature formulas over raw events: the oracle that the
-incremental, multi-engine definitions in ``pipelines.feature_defs`` are tested against.
+incremental, multi-engine definitions in ``pipelines.features.definitions`` are tested against.
 
 Confidence of a (user, item) pair is the sum over its events of
 ``weight(event) * 0.5 ** (age_days / half_life_days)``, where the age is measured from the end
@@ -12,8 +12,8 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines.config import FeatureSettings, ValidateSettings
-from pipelines.schema import EVENT_TYPES
+from pipelines.core.contracts import EVENT_TYPES
+from pipelines.core.settings import FeatureSettings, ValidateSettings
 
 SECONDS_PER_DAY = 86_400.0
 

@@ -13,7 +13,8 @@ from polars.testing import assert_frame_equal
 from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
-from pipelines.amazon import (
+from pipelines.core.contracts import EVENT_COLUMNS, ITEM_COLUMNS, RawDay
+from pipelines.datasets.amazon import (
     ColdSummary,
     cold_items,
     cold_summary,
@@ -21,8 +22,6 @@ from pipelines.amazon import (
     load_amazon_items,
     to_raw_days,
 )
-from pipelines.generate import RawDay
-from pipelines.schema import EVENT_COLUMNS, ITEM_COLUMNS
 from tests.conftest import movielens_settings, shared_dataset
 
 END = date(2026, 10, 31)

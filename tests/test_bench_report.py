@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.bench_report import floor_summary, table, write_report
+from benchmarks.report import floor_summary, table, write_report
 
 
 def test_table_shows_the_columns_a_step_has_in_order() -> None:

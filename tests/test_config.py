@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from pipelines.config import (
+from pipelines.core.settings import (
     ConfigError,
     EvalSettings,
     FeatureSettings,
@@ -18,6 +18,7 @@ from pipelines.config import (
     apply_overrides,
     duckdb_path,
     load_settings,
+    replace,
 )
 
 NO_ENV: dict[str, str] = {}
@@ -211,7 +212,7 @@ def test_apply_overrides_are_validated() -> None:
 
 
 def test_settings_are_frozen() -> None:
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         Settings().device = "cpu"  # type: ignore[misc]
 
 

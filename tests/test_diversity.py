@@ -11,8 +11,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.diversity import cap_categories, mmr, mmr_block_users, rerank
-from pipelines.scoring import top_n
+from pipelines.serve.diversity import cap_categories, mmr, mmr_block_users, rerank
+from pipelines.serve.scoring import top_n
 
 # Items 10..13 of a 14-item catalog: A, a near-duplicate A' (cosine 0.96 to A), B and C.
 VECS = np.zeros((14, 3), dtype=np.float32)

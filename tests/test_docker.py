@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.core.settings import env_names
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.gpu.yml"]
@@ -235,8 +237,9 @@ def test_environment_variables_are_ones_the_code_reads() -> None:
         if name.endswith("_DB_PASSWORD"):
             return name in init_sql
         if name.startswith("RECS_"):
-            # the code, or the Airflow set-up script
-            return f'"{name}"' in source or "${" + name in init_script
+            # the settings, the code, or the Airflow set-up script
+            return (name in env_names() or f'"{name}"' in source
+                    or "${" + name in init_script)
         return name in OTHER_VARIABLES
 
     for name in in_containers:
@@ -268,7 +271,7 @@ def test_warehouse_and_metadata_databases_match_the_init_script() -> None:
         user, database = re.search(r"://(\w+)(?::[^@]*)?@[\w.-]+:\d+/(\w+)", url).groups()
         assert f"create role {user} login" in init_sql, url
         assert f"create database {database} owner {user}" in init_sql, url
-    from pipelines.config import load_settings
+    from pipelines.core.settings import load_settings
 
     settings = load_settings(env={k: v for k, v in env.items() if "$" not in v})
     assert settings.warehouse == env["RECS_WAREHOUSE"]

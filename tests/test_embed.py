@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.config import DaskSettings, EmbedSettings
-from pipelines.embed import Encoder, ModelNotFound, model_identity, resolve_model_path
-from pipelines.embed_shards import embedding_client, encode_sharded, shard_indices
+from pipelines.core.settings import DaskSettings, EmbedSettings
+from pipelines.embed.encoder import Encoder, ModelNotFound, model_identity, resolve_model_path
+from pipelines.embed.shards import embedding_client, encode_sharded, shard_indices
 
 TEXTS = [
     "Observing Saturn's rings with a small backyard telescope",
@@ -97,7 +97,7 @@ def test_device_defaults_and_precision() -> None:
 def test_loads_offline_with_an_unreachable_hub(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
-    code = ("from pipelines.config import EmbedSettings; from pipelines.embed import Encoder; "
+    code = ("from pipelines.core.settings import EmbedSettings; from pipelines.embed.encoder import Encoder; "
             "print(Encoder.load(EmbedSettings(), 'cpu').encode(['offline']).shape)")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120, cwd=Path(__file__).parents[1])

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from jobs.context import RunContext, default_run_id
-from pipelines.config import Settings
+from pipelines.core.settings import Settings
 from pipelines.warehouse import Warehouse
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 

@@ -4,7 +4,6 @@ and identical outputs on polars, Spark and Dask."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import tests.reference_features as reference
 from jobs.context import RunContext
 from jobs.features import ensure_daily, merged
 from jobs.tasks import run_task
-from pipelines.engines import PolarsEngine
-from pipelines.generate import GenerateSpec
+from pipelines.core.engines import PolarsEngine
+from pipelines.core.settings import replace
+from pipelines.datasets.generate import GenerateSpec
 from tests.conftest import (
     ML100K_LAST_DAY,
     make_settings,

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.config import FeatureSettings, ValidateSettings
-from pipelines.schema import EVENT_COLUMNS, EVENT_TYPES
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_TYPES
+from pipelines.core.settings import FeatureSettings, ValidateSettings
 from tests.reference_features import event_weight, interactions, items, users
 
 DS = date(2024, 5, 10)

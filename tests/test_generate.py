@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.generate import GenerateSpec, RawDay, expected_malformed, generate
-from pipelines.schema import EVENT_COLUMNS, EVENT_TYPES, ITEM_COLUMNS
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_TYPES, ITEM_COLUMNS, RawDay
+from pipelines.datasets.generate import GenerateSpec, expected_malformed, generate
 
 SMALL = GenerateSpec(n_users=80, n_items=60, n_days=8, events_per_day=400, malformed_share=0.03,
                      seed=3)

@@ -9,10 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.als import Factors, fit_als
-from pipelines.config import GateSettings, HybridSettings, ModelSettings
-from pipelines.gate import judge, lift
-from pipelines.hybrid import (
+from pipelines.core.settings import GateSettings, HybridSettings, ModelSettings
+from pipelines.core.storage import Store
+from pipelines.evaluate.gate import judge, lift
+from pipelines.model.als import Factors, fit_als
+from pipelines.model.hybrid import (
     FEATURES,
     AsOf,
     Fusion,
@@ -23,9 +24,8 @@ from pipelines.hybrid import (
     fit_hybrid,
     pair_features,
 )
-from pipelines.recommend import als_lists
-from pipelines.registry import load_hybrid, model_version, save_hybrid
-from pipelines.storage import Store
+from pipelines.model.registry import load_hybrid, model_version, save_hybrid
+from pipelines.serve.lists import als_lists
 
 CFG = HybridSettings(cold_min_users=2, ridge=0.01, candidates=10, heavy_user_events=5)
 MODEL = ModelSettings(factors=4, iterations=10, regularization=0.1)
@@ -188,7 +188,7 @@ def test_force_publish_and_unevaluated_runs() -> None:
 
 
 def test_reasons_are_true_to_where_a_row_came_from() -> None:
-    from pipelines.reasons import COLLABORATIVE, explain
+    from pipelines.serve.reasons import COLLABORATIVE, explain
 
     lists = pl.DataFrame({"user_id": ["u1"] * 3, "rank": [1, 2, 3], "item_id": ["x", "y", "z"],
                           "score": [3.0, 2.0, 1.0]})
@@ -203,7 +203,7 @@ def test_reasons_are_true_to_where_a_row_came_from() -> None:
 
 
 def test_popular_items_without_a_similar_seen_item_read_popular_now() -> None:
-    from pipelines.reasons import COLLABORATIVE, POPULAR, explain
+    from pipelines.serve.reasons import COLLABORATIVE, POPULAR, explain
 
     lists = pl.DataFrame({"user_id": ["u1"] * 3, "rank": [1, 2, 3], "item_id": ["x", "y", "w"],
                           "score": [3.0, 2.0, 1.0]})

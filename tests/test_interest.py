@@ -4,7 +4,6 @@ state across days, reruns and out-of-order backfills."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import pytest
 
 from jobs.context import RunContext, default_run_id
 from jobs.tasks import run_task
-from pipelines.interest import empty_state, update_interest
-from pipelines.storage import partition
+from pipelines.core.settings import replace
+from pipelines.core.storage import partition
+from pipelines.embed.interest import empty_state, update_interest
 from tests.conftest import SMALL_SPEC, make_settings, prepare_history
 
 D0, D1 = date(2026, 1, 1), date(2026, 1, 2)

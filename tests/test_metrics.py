@@ -7,7 +7,7 @@ import math
 import polars as pl
 import pytest
 
-from pipelines.metrics import (
+from pipelines.evaluate.metrics import (
     METRICS,
     MetricInputError,
     hit_rate_at_k,
@@ -149,7 +149,7 @@ def test_metric_errors_are_value_errors() -> None:
 
 
 def test_map_on_the_fixture() -> None:
-    from pipelines.metrics import map_at_k
+    from pipelines.evaluate.metrics import map_at_k
 
     # u1: hits at 1 and 3 -> (1/1 + 2/3) / 2; u2: hit at 2 -> (1/2) / 1; u3: 0.
     assert map_at_k(RECS, TRUTH, 3) == pytest.approx(((1 + 2 / 3) / 2 + 0.5 + 0) / 3)
@@ -160,7 +160,7 @@ def test_map_on_the_fixture() -> None:
 
 
 def test_coverage_counts_distinct_items_in_the_top_k() -> None:
-    from pipelines.metrics import coverage_at_k
+    from pipelines.evaluate.metrics import coverage_at_k
 
     assert coverage_at_k(RECS, 1, 10) == pytest.approx(2 / 10)      # a, y
     assert coverage_at_k(RECS, 3, 10) == pytest.approx(6 / 10)      # a x b y c z
@@ -168,7 +168,7 @@ def test_coverage_counts_distinct_items_in_the_top_k() -> None:
 
 
 def test_novelty_is_mean_self_information() -> None:
-    from pipelines.metrics import novelty_at_k
+    from pipelines.evaluate.metrics import novelty_at_k
 
     item_users = pl.DataFrame({"item_id": ["a", "y"], "users": [4, 1]})
     # top 1: a (4 of 8 users: 1 bit), y (1 of 8: 3 bits) -> 2 bits.

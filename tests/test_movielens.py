@@ -7,9 +7,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines.generate import RawDay
-from pipelines.movielens import MovieLens, MovieLensLayoutError, load_movielens, to_raw_days
-from pipelines.schema import EVENT_COLUMNS, ITEM_COLUMNS
+from pipelines.core.contracts import EVENT_COLUMNS, ITEM_COLUMNS, RawDay
+from pipelines.datasets.movielens import (
+    MovieLens,
+    MovieLensLayoutError,
+    load_movielens,
+    to_raw_days,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from jobs.context import RunContext, default_run_id
 from jobs.preconditions import UpstreamMissing
 from jobs.tasks import run_task
-from pipelines.config import Settings
+from pipelines.core.settings import Settings, replace
 from pipelines.warehouse import open_warehouse
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 

@@ -6,17 +6,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.als import Factors, build_matrix, fit_als
-from pipelines.config import ModelSettings
-from pipelines.recommend import (
-    REC_SCHEMA,
+from pipelines.core.contracts import REC_SCHEMA
+from pipelines.core.settings import ModelSettings
+from pipelines.model.als import Factors, build_matrix, fit_als
+from pipelines.serve.lists import (
     als_lists,
     lists_frame,
     popularity_lists,
     popularity_ranking,
     seen_matrix,
 )
-from pipelines.scoring import csr_from_pairs, top_n
+from pipelines.serve.scoring import csr_from_pairs, top_n
 
 # --- top_n ------------------------------------------------------------------------------------
 
@@ -259,10 +259,10 @@ def test_same_seed_same_factors(checkerboard) -> None:
 
 
 def test_embedding_model_ranks_by_cosine_to_the_interest_vector() -> None:
-    from pipelines.als import fit_als
-    from pipelines.config import Settings
-    from pipelines.evaluate import evaluation_lists
-    from pipelines.hybrid import AsOf
+    from pipelines.core.settings import Settings
+    from pipelines.evaluate.holdout import evaluation_lists
+    from pipelines.model.als import fit_als
+    from pipelines.model.hybrid import AsOf
 
     def vectors(key: str, rows: dict[str, list[float]]) -> pl.DataFrame:
         return pl.DataFrame({key: list(rows)}).with_columns(pl.Series(

@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 
 from jobs.context import RunContext, default_run_id
 from jobs.tasks import TASKS, run_task
-from pipelines.config import Settings
+from pipelines.core.settings import Settings
 from tests.conftest import SMALL_LAST, copy_workspace, make_settings
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,12 @@ from datetime import date
 import polars as pl
 import pytest
 
-from pipelines.report import ReportInputError, render_report
+from pipelines.core.contracts import METRIC_SCHEMA
+from pipelines.evaluate.report import ReportInputError, render_report
 
 DS = date(2026, 10, 14)
 KS = (10, 20, 50)
 RANKING = ("recall", "precision", "ndcg", "map", "hit_rate")
-METRIC_SCHEMA = {"model": pl.String, "metric": pl.String, "k": pl.Int32, "value": pl.Float64}
 COLD_SCHEMA = {"model": pl.String, "k": pl.Int32, "cold_recall": pl.Float64,
                "warm_recall": pl.Float64, "n_cold_pairs": pl.Int64, "n_warm_pairs": pl.Int64}
 SUMMARIES = {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from pipelines.scoring import (
+from pipelines.serve.scoring import (
     HOST_BLOCK_MIB,
     TOPK_MARGIN,
     block_users_for,
@@ -233,7 +233,7 @@ def test_shapes_are_checked_before_scoring() -> None:
 
 
 def test_the_numpy_path_does_not_import_torch() -> None:
-    code = ("import sys, numpy as np; from pipelines.scoring import top_n; "
+    code = ("import sys, numpy as np; from pipelines.serve.scoring import top_n; "
             "top_n(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 2); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.als import Factors, InteractionMatrix, build_matrix, fit_als
-from pipelines.config import ModelSettings, SparkSettings
-from pipelines.metrics import ndcg_at_k
-from pipelines.recommend import als_lists, popularity_lists, popularity_ranking
-from pipelines.spark_als import fit_spark_als, spark_ratings, spark_reg_param
+from pipelines.core.settings import ModelSettings, SparkSettings
+from pipelines.evaluate.metrics import ndcg_at_k
+from pipelines.model.als import Factors, InteractionMatrix, build_matrix, fit_als
+from pipelines.model.spark_als import fit_spark_als, spark_ratings, spark_reg_param
+from pipelines.serve.lists import als_lists, popularity_lists, popularity_ranking
 from tests.conftest import shared_dataset
 from tests.test_ranking import ALS, ITEMS_PER_GROUP, N_GROUPS, USERS_PER_GROUP, _checkerboard
 
@@ -24,7 +24,7 @@ UNRATED = "zz-unrated"  # a catalog item nobody interacted with
 
 @pytest.fixture(scope="module")
 def spark():
-    from pipelines.spark import spark_session
+    from pipelines.core.spark import spark_session
 
     with spark_session(SparkSettings(master="local[2]", shuffle_partitions=4), "test") as session:
         yield session
@@ -100,7 +100,7 @@ RELATIVE_TOLERANCE = 0.15
 def ml100k_split() -> tuple[pl.DataFrame, pl.DataFrame, InteractionMatrix]:
     """Train on the first 90% of ratings in time; truth: later ratings >= 4 by known users on
     known items. Confidence = the rating itself, low ratings included."""
-    from pipelines.movielens import load_movielens, time_split
+    from pipelines.datasets.movielens import load_movielens, time_split
 
     train, truth = time_split(load_movielens(shared_dataset("ml-100k")).ratings)
     return train, truth, build_matrix(train)

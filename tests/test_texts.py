@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.config import EmbedSettings
-from pipelines.schema import EVENT_COLUMNS
-from pipelines.texts import check_template, item_texts, text_hash, user_texts
+from pipelines.core.contracts import EVENT_COLUMNS
+from pipelines.core.settings import EmbedSettings
+from pipelines.embed.texts import check_template, item_texts, text_hash, user_texts
 
 TEMPLATE = EmbedSettings().item_template  # "{title}. {category}. {tags}. {description}"
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)

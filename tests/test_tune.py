@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from jobs.context import RunContext
-from jobs.tune import current_params, tune
-from pipelines.config import Settings, apply_overrides, load_settings
+from jobs.tools.tune import current_params, tune
+from pipelines.core.settings import Settings, apply_overrides, load_settings
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from pipelines.config import ValidateSettings
-from pipelines.rawfiles import MALFORMED, RawFileError
-from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
-from pipelines.validate import (
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.core.settings import ValidateSettings
+from pipelines.validate.rawfiles import MALFORMED, RawFileError
+from pipelines.validate.rows import (
     DUPLICATE,
     SOURCE,
     Verdict,
@@ -362,8 +362,8 @@ def test_latest_catalog_of_nothing() -> None:
 
 
 def test_truncated_last_json_line_is_quarantined_with_its_text(tmp_path) -> None:
-    from pipelines.rawfiles import read_raw_file
-    from pipelines.storage import Store
+    from pipelines.core.storage import Store
+    from pipelines.validate.rawfiles import read_raw_file
 
     folder = tmp_path / "events" / f"ds={DS}"
     folder.mkdir(parents=True)

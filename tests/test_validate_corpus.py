@@ -13,7 +13,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,10 +22,11 @@ import pytest
 
 from jobs.context import RunContext
 from jobs.tasks import MissingPartition, UpstreamMissing, run_task
-from pipelines.expectations import DUPLICATE, event_expectations, item_expectations
-from pipelines.quality import DataQualityError
-from pipelines.rawfiles import RawFileError
-from pipelines.storage import partition
+from pipelines.core.settings import replace
+from pipelines.core.storage import partition
+from pipelines.validate.expectations import DUPLICATE, event_expectations, item_expectations
+from pipelines.validate.quality import DataQualityError
+from pipelines.validate.rawfiles import RawFileError
 from tests.conftest import make_settings
 
 D1 = date(2026, 10, 1)

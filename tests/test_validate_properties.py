@@ -18,10 +18,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.config import ValidateSettings
-from pipelines.expectations import DUPLICATE, event_expectations
-from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, EVENT_TYPES
-from pipelines.validate import SOURCE, concat_files, conform, validate_events
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, EVENT_TYPES
+from pipelines.core.settings import ValidateSettings
+from pipelines.validate.expectations import DUPLICATE, event_expectations
+from pipelines.validate.rows import SOURCE, concat_files, conform, validate_events
 
 DS = date(2026, 10, 2)
 START = datetime(2026, 10, 2, tzinfo=UTC)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
-from pipelines.config import SparkSettings, ValidateSettings
-from pipelines.generate import GenerateSpec, generate
-from pipelines.gx_runner import GxSession
-from pipelines.rawfiles import MALFORMED
-from pipelines.schema import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
-from pipelines.validate import concat_files, conform, validate_events, validate_items
+from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
+from pipelines.core.settings import SparkSettings, ValidateSettings, replace
+from pipelines.datasets.generate import GenerateSpec, generate
+from pipelines.validate.gx_runner import GxSession
+from pipelines.validate.rawfiles import MALFORMED
+from pipelines.validate.rows import concat_files, conform, validate_events, validate_items
 from tests.test_validate_corpus import day1  # noqa: F401, F811 - the corpus workspace fixture
 
 pytestmark = pytest.mark.slow
@@ -25,7 +24,7 @@ SPEC = GenerateSpec(n_users=60, n_items=40, n_days=3, start=date(2026, 10, 1),
 
 @pytest.fixture(scope="module")
 def spark():
-    from pipelines.spark import spark_session
+    from pipelines.core.spark import spark_session
 
     with spark_session(SparkSettings(master="local[2]", shuffle_partitions=2)) as session:
         yield session

@@ -69,7 +69,7 @@ class Warehouse(Protocol):
 def open_warehouse(url: str) -> Warehouse:
     """The backend for ``url`` (connections are opened per operation, not here)."""
     if url.startswith("duckdb://"):
-        from pipelines.config import duckdb_path
+        from pipelines.core.settings import duckdb_path
         from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
 
         return DuckDBWarehouse(duckdb_path(url))

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-
-class AuditError(RuntimeError):
-    """The staged run broke a publishing rule; nothing was published."""
+from pipelines.core.errors import AuditError
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ import hashlib
 
 import polars as pl
 
-METRIC_SCHEMA = {"model": pl.String, "metric": pl.String, "k": pl.Int32, "value": pl.Float64}
-
 # The newest run published for a ds before the given one whose evaluation has metric@k for the
 # hybrid and popularity (runs published unevaluated are skipped).
 PUBLISHED_METRICS = """

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.failpoints import failpoint
+from pipelines.core.contracts import METRIC_SCHEMA
+from pipelines.core.failpoints import failpoint
 from pipelines.warehouse import (
     TABLE_COLUMNS,
     AuditError,
@@ -31,7 +32,6 @@ from pipelines.warehouse.common import (
     DDL_STATE,
     DQ_SCHEMA,
     INSERT_LATE_RUN,
-    METRIC_SCHEMA,
     PER_DS_TABLES,
     PUBLISHED_METRICS,
     UPSERT_RUN,

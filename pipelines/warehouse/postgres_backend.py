@@ -19,7 +19,8 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from pipelines.failpoints import failpoint
+from pipelines.core.contracts import METRIC_SCHEMA
+from pipelines.core.failpoints import failpoint
 from pipelines.warehouse import (
     TABLE_COLUMNS,
     AuditError,
@@ -34,7 +35,6 @@ from pipelines.warehouse.common import (
     DDL_STATE,
     DQ_SCHEMA,
     INSERT_LATE_RUN,
-    METRIC_SCHEMA,
     PER_DS_TABLES,
     PUBLISHED_METRICS,
     UPSERT_RUN,

@@ -1,0 +1,1 @@
+"""Benchmarks of every step against what users would run instead (``python -m benchmarks.bench``)."""

@@ -1,0 +1,186 @@
+"""The whole nightly run: wall time and peak memory of every task, at several scales.
+
+A "night" is the steady state: the previous night has run (daily summaries and embeddings are
+cached), then one more day is processed. Each workspace is prepared once and copied for every
+timed repeat, so each repeat starts from the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from benchmarks.util import run_measured
+from jobs.context import RunContext, default_run_id
+from jobs.rawdata import write_days
+from jobs.tasks import TASKS, run_task
+from pipelines.core.settings import Settings, load_settings, replace
+from pipelines.datasets.generate import GenerateSpec, generate
+
+START = date(2026, 9, 1)
+
+
+# Days whose volume swings are part of the data, not a fault, and every night published (a
+# benchmark measures cost, not the gate); MovieLens as `recs experiment` runs it (its last
+# days are thin).
+SYNTHETIC_CONFIG = ('device = "cpu"\n[validate]\naccept_anomalies = true\n'
+                    "[gate]\nforce_publish = true\n")
+MOVIELENS_CONFIG = SYNTHETIC_CONFIG + "[eval]\nholdout_days = 14\n[hybrid]\nvalidation_days = 7\n"
+
+
+def _settings(root: Path, config: str) -> Settings:
+    """Settings of a workspace; the file stays beside it for the task processes."""
+    root.mkdir(parents=True)
+    (root / "bench.toml").write_text(config)
+    return replace(load_settings(root / "bench.toml", env={}), raw_root=str(root / "raw"),
+                   lake_root=str(root / "lake"),
+                   warehouse=f"duckdb:///{root / 'warehouse.duckdb'}")
+
+
+def synthetic_workspace(root: Path, n_events: int, days: int) -> tuple[Settings, date]:
+    """``n_events`` over ``days`` days of synthetic logs, every day but the last two validated
+    and the day before the last run: the state before a night. Returns the night's ``ds``."""
+    spec = GenerateSpec(n_users=max(500, n_events // 40), n_items=max(300, n_events // 200),
+                        n_days=days, start=START, events_per_day=max(1, n_events // days),
+                        seed=21)
+    settings = _settings(root, SYNTHETIC_CONFIG)
+    write_days(settings.raw_root, generate(spec), "parquet")
+    last = START + timedelta(days=days - 1)
+    _prepare(settings, START, last)
+    return settings, last
+
+
+def movielens_workspace(root: Path, folder: Path) -> tuple[Settings, date]:
+    """MovieLens in the raw contract (one partition a day), prepared like the synthetic one."""
+    from pipelines.datasets.movielens import load_movielens, to_raw_days
+
+    settings = _settings(root, MOVIELENS_CONFIG)
+    write_days(settings.raw_root, to_raw_days(load_movielens(folder)), "parquet")
+    days = RunContext(settings, START, "-").raw.partitions("events")
+    _prepare(settings, days[0], days[-1])
+    return settings, days[-1]
+
+
+def _prepare(settings: Settings, first: date, last: date) -> None:
+    """Validate the landed days before the night before ``last`` (a dataset may skip days),
+    then run that night in full."""
+    landed = RunContext(settings, last, "-").raw.partitions("events")
+    night_before = max(d for d in landed if d < last)
+    history = replace(settings, validate=replace(settings.validate, data_docs=False))
+    for day in landed:
+        if first <= day < night_before:
+            run_task("validate", RunContext(history, day, default_run_id(day)))
+    for task in TASKS:
+        run_task(task, RunContext(settings, night_before, default_run_id(night_before)))
+
+
+def time_night(settings: Settings, root: Path, ds: date, repeat: int) -> dict[str, dict]:
+    """Median seconds and peak MiB of each task of the night ``ds`` over ``repeat`` copies.
+    Each task runs as ``recs task`` in its own process, as under Airflow: its time includes
+    starting Python and importing the stack (a few seconds), its memory is its own."""
+    seconds: dict[str, list[float]] = {t: [] for t in TASKS}
+    peaks: dict[str, list[float]] = {t: [] for t in TASKS}
+    for r in range(repeat):
+        copy = root.parent / f"{root.name}-run{r}"
+        shutil.copytree(root, copy)
+        env = dict(os.environ, RECS_RAW_ROOT=str(copy / "raw"), RECS_LAKE_ROOT=str(copy / "lake"),
+                   RECS_WAREHOUSE=f"duckdb:///{copy / 'warehouse.duckdb'}",
+                   RECS_DEVICE=settings.device, RECS_CONFIG=str(root / "bench.toml"))
+        for task in TASKS:
+            wall, peak = run_measured([sys.executable, "-m", "jobs.cli", "task", task, "--ds",
+                                       ds.isoformat()], env)
+            seconds[task].append(wall)
+            peaks[task].append(peak)
+        shutil.rmtree(copy)
+    return {t: {"seconds": statistics.median(seconds[t]), "peak_mib": statistics.median(peaks[t])}
+            for t in TASKS}
+
+
+def _rows(scale: str, events: int, history: int, tasks: dict[str, dict]) -> list[dict]:
+    rows = [{"step": f"night/{scale}", "what": task, "events": events, "history_days": history,
+             **figures} for task, figures in tasks.items()]
+    rows.append({"step": f"night/{scale}", "what": "whole night", "events": events,
+                 "history_days": history,
+                 "seconds": sum(f["seconds"] for f in tasks.values()),
+                 "peak_mib": max(f["peak_mib"] for f in tasks.values())})
+    return rows
+
+
+def _in_workspace(label: str, make: Callable[[Path], tuple[Settings, date]], repeat: int
+                  ) -> tuple[dict[str, dict], int]:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        settings, ds = make(root)
+        events = RunContext(settings, ds, "-").clean_events(
+            settings.features.history_days).height
+        prepared = time.perf_counter()
+        figures = time_night(settings, root, ds, repeat), events
+    print(f"# night {label}: prepared in {prepared - started:.0f}s, "
+          f"{repeat} nights in {time.perf_counter() - prepared:.0f}s", flush=True)
+    return figures
+
+
+def bench_nights(scales: list[int], repeat: int, days: int = 30,
+                 histories: tuple[int, ...] = (), history_events_per_day: int = 2000,
+                 movielens: Path | None = None) -> list[dict]:
+    """A night at each of ``scales`` events over ``days`` days; at ``histories`` days of
+    ``history_events_per_day`` (how cost grows with history); and on MovieLens."""
+    rows = []
+    # (events, days) -> figures: a history point equal to a scale is measured once.
+    measured: dict[tuple[int, int], tuple[dict[str, dict], int]] = {}
+
+    def night(n_events: int, n_days: int) -> tuple[dict[str, dict], int]:
+        if (n_events, n_days) not in measured:
+            measured[n_events, n_days] = _in_workspace(
+                f"{n_events:,} events over {n_days} days",
+                lambda root: synthetic_workspace(root, n_events, n_days), repeat)
+        return measured[n_events, n_days]
+
+    for n in scales:
+        tasks, events = night(n, days)
+        rows += _rows(f"{n:,} events", events, days, tasks)
+    for h in histories:
+        tasks, events = night(h * history_events_per_day, h)
+        rows += _rows(f"{h} days of history", events, h, tasks)
+    if movielens is not None:
+        tasks, events = _in_workspace(f"MovieLens {movielens.name}",
+                                      lambda root: movielens_workspace(root, movielens), repeat)
+        rows += _rows(f"MovieLens {movielens.name}", events, 90, tasks)
+    return rows
+
+
+def plot_nights(rows: list[dict], path: Path) -> None:
+    """Seconds per task against events (scales) and against history days (histories)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_events, by_history) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, label, kind in ((by_events, "events", "events in the history window", "events"),
+                                 (by_history, "history_days", "days of history", "days of")):
+        chosen = [r for r in rows if kind in r["step"] and r["what"] != "whole night"]
+        for task in TASKS:
+            points = sorted((r[key], r["seconds"]) for r in chosen if r["what"] == task)
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=task)
+        if key == "events":
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("seconds (median)")
+        ax.grid(True, alpha=0.3)
+    by_events.set_title("a night's tasks as the data grows")
+    by_history.set_title("a night's tasks as history grows (same events a day)")
+    by_history.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

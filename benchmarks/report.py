@@ -1,0 +1,117 @@
+"""BENCHMARKS.md: the figures of one `python -m benchmarks.bench` run with what they were measured
+on (hardware, commit, command), one table per step."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Column order of the tables; a step shows the columns it has.
+COLUMNS = ["what", "what_of", "events", "history_days", "rows", "seconds", "rows_per_s",
+           "users_per_s", "texts_per_s", "peak_mib", "ndcg_at_10", "padding",
+           "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
+
+
+def hardware() -> str:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = (f"{cpu}, {os.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB memory, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+        else:
+            text += ", no GPU"
+    except ImportError:
+        pass
+    return text
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" (with uncommitted changes)" if git("status", "--porcelain",
+                                                        "--untracked-files=no") else "")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def table(rows: list[dict]) -> str:
+    present = [c for c in COLUMNS if any(r.get(c) is not None for r in rows)]
+    lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in present) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def floor_summary(rows: list[dict]) -> list[str]:
+    """The rows measured against a floor, furthest first: where speed is left to gain."""
+    held = sorted((r for r in rows if r.get("share_of_floor") is not None),
+                  key=lambda r: r["share_of_floor"])
+    if not held:
+        return []
+    lines = ["## Distance from the floor", "",
+             "Each path against the floor its step names (1 = at the floor), furthest first.",
+             "", "| step | what | share_of_floor |", "|---|---|---|"]
+    lines += [f"| {r['step']} | {_cell(r['what'])} | {_cell(r['share_of_floor'])} |"
+              for r in held]
+    return [*lines, ""]
+
+
+def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str],
+                 plot: Path | None) -> None:
+    steps: dict[str, list[dict]] = {}
+    for row in rows:
+        steps.setdefault(row["step"].split("/")[0], []).append(row)
+    out = [
+        "# Benchmarks",
+        "",
+        f"- **Hardware**: {hardware()}",
+        f"- **Commit**: {commit()}",
+        f"- **Command**: `python -m benchmarks.bench {' '.join(sys.argv[1:])}`",
+        f"- **Measured**: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; every figure is the median "
+        f"of {repeat} runs. Compare ratios (`ratio_to_peer`, against the peer each step's "
+        "note names, measured in the same run), not absolute times across machines.",
+        "",
+    ]
+    out += floor_summary(rows)
+    for step, step_rows in steps.items():
+        out += [f"## {step}", ""]
+        if step in notes:
+            out += [notes[step], ""]
+        for sub in dict.fromkeys(r["step"] for r in step_rows):
+            subset = [r for r in step_rows if r["step"] == sub]
+            if sub != step:
+                out += [f"**{sub.split('/', 1)[1]}**", ""]
+            out += [table(subset), ""]
+        if step == "night" and plot is not None:
+            out += [f"![cost of a night's tasks]({plot.name})", ""]
+    path.write_text("\n".join(out))

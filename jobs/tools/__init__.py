@@ -1,0 +1,1 @@
+"""Operator tools beside the nightly tasks: the demo, hyper-parameter tuning, offline experiments."""

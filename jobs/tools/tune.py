@@ -1,0 +1,206 @@
+"""``recs tune``: ALS and fusion hyper-parameters searched with Optuna on the days before ``ds``.
+
+Data (``v`` = ``hybrid.validation_days``), read once and shared by every trial, as the
+``evaluate`` task would read it with ``eval.holdout_days = v``:
+
+- the models' inputs as of ``ds - v``;
+- the fusion's own validation split before that (as of ``ds - 2v``, new pairs up to ``ds - v``);
+- the objective's target: the new positive pairs of ``(ds - v, ds]``.
+
+Nothing after ``ds`` is read. The best value is optimistic (it was selected on its target),
+so judge the tuned config on the evaluation of a later ``ds``, whose holdout it never saw.
+
+Search space (each range widened to take in the current value, which is trial 0):
+
+=========================  ==========================================
+``model.factors``          one of 16, 32, 64, 128
+``model.regularization``   log-uniform in [0.01, 50]
+``model.alpha``            log-uniform in [0.1, 50]
+``model.iterations``       integer in [5, 30]
+``hybrid.ridge``           log-uniform in [0.01, 100]
+``hybrid.fusion_l2``       log-uniform in [1e-4, 10]
+=========================  ==========================================
+
+Objective: the hybrid's ``gate.metric@gate.k`` (NDCG@10 by default) on the target pairs
+(maximised); popularity's value is kept on each trial for context. The lake is only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import optuna
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.preconditions import require
+from pipelines.core.errors import TuneError
+from pipelines.core.settings import Settings, apply_overrides
+from pipelines.model.hybrid import AsOf, Trainer
+
+DEFAULT_TRIALS = 20
+
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One searched setting: one of ``choices``, or a value in [low, high] (an integer where the
+    setting is one; ``log``: sampled on a log scale)."""
+
+    key: str  # dotted, as apply_overrides takes it
+    choices: tuple[int, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+
+    def suggest(self, trial: optuna.Trial, current: Any) -> Any:
+        # The current value joins the space so that trial 0 can be the current config.
+        if self.choices:
+            return trial.suggest_categorical(self.key, tuple(sorted({*self.choices, current})))
+        low, high = min(self.low, current), max(self.high, current)
+        if isinstance(current, int):
+            return trial.suggest_int(self.key, int(low), int(high), log=self.log)
+        return trial.suggest_float(self.key, low, high, log=self.log)
+
+
+SPACE = (
+    Dim("model.factors", choices=(16, 32, 64, 128)),
+    Dim("model.regularization", low=0.01, high=50.0, log=True),
+    Dim("model.alpha", low=0.1, high=50.0, log=True),
+    Dim("model.iterations", low=5, high=30),
+    Dim("hybrid.ridge", low=0.01, high=100.0, log=True),
+    Dim("hybrid.fusion_l2", low=1e-4, high=10.0, log=True),
+)
+
+
+@dataclass(frozen=True)
+class TuneInputs:
+    start: date  # ds - v: the models' as-of day
+    train: AsOf
+    validation: tuple[AsOf, pl.DataFrame] | None
+    truth: pl.DataFrame  # user_id, item_id: new positive pairs of (start, ds]
+
+
+def current_params(settings: Settings) -> dict[str, Any]:
+    out = {}
+    for dim in SPACE:
+        section, name = dim.key.split(".")
+        out[dim.key] = getattr(getattr(settings, section), name)
+    return out
+
+
+def load_inputs(ctx: RunContext) -> TuneInputs:
+    from jobs.hybrid_inputs import split, validation
+    from pipelines.core.engines import open_engine
+
+    # With ds aggregated, every daily summary of the windows below exists, so reading the
+    # inputs writes nothing to the lake.
+    require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
+    start = ctx.ds - timedelta(days=ctx.settings.hybrid.validation_days)
+    first = ctx.lake.partitions("clean", "events")
+    if not first or start < first[0]:
+        raise TuneError(f"no clean events on or before {start} (ds - hybrid.validation_days)")
+    with open_engine(ctx.settings) as engine:
+        train, truth = split(ctx, engine, ctx.ds, ctx.settings.hybrid.validation_days)
+        val = validation(ctx, engine, start)
+    if truth.is_empty():
+        raise TuneError(f"no new positive pairs of known users and items in ({start}, {ctx.ds}]")
+    return TuneInputs(start=start, train=train, validation=val, truth=truth)
+
+
+def score(inputs: TuneInputs, settings: Settings, trainer: Trainer) -> dict[str, float]:
+    """gate.metric@gate.k of the hybrid and of popularity, as the evaluate task computes it."""
+    from pipelines.evaluate.holdout import evaluation_lists
+    from pipelines.evaluate.metrics import METRICS
+
+    lists, _ = evaluation_lists(inputs.train, inputs.validation, inputs.truth, settings, trainer)
+    metric, k = METRICS[settings.gate.metric], settings.gate.k
+    return {m: metric(lists[m], inputs.truth, k) for m in ("hybrid", "popularity")}
+
+
+def objective(ctx: RunContext, inputs: TuneInputs) -> Callable[[optuna.Trial], float]:
+    from jobs.hybrid_inputs import open_trainer
+
+    current = current_params(ctx.settings)
+
+    def run(trial: optuna.Trial) -> float:
+        params = {dim.key: dim.suggest(trial, current[dim.key]) for dim in SPACE}
+        trial_ctx = replace(ctx, settings=apply_overrides(ctx.settings, params))
+        # The trainer takes the model settings when opened: one per trial.
+        with open_trainer(trial_ctx) as trainer:
+            values = score(inputs, trial_ctx.settings, trainer)
+        trial.set_user_attr("popularity", values["popularity"])
+        return values["hybrid"]
+
+    return run
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    value = "failed" if trial.value is None else f"{trial.value:.4f}"
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    params = "  ".join(f"{k.split('.')[1]}={_fmt(v)}" for k, v in trial.params.items())
+    print(f"{trial.number:>5}  {value:>8}  {seconds:6.1f}s  {params}", flush=True)
+
+
+def run_study(ctx: RunContext, inputs: TuneInputs, n_trials: int,
+              timeout: float | None) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=ctx.settings.model.seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial(current_params(ctx.settings))
+    name = f"{ctx.settings.gate.metric}@{ctx.settings.gate.k}"
+    print(f"{'trial':>5}  {name:>8}  {'time':>7}  params", flush=True)
+    study.optimize(objective(ctx, inputs), n_trials=n_trials, timeout=timeout,
+                   callbacks=[print_trial])
+    return study
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def to_toml(settings: Settings, comments: list[str]) -> str:
+    """``[model]`` and ``[hybrid]`` of ``settings``, as ``load_settings`` reads them."""
+    lines = [f"# {c}" for c in comments]
+    for section in ("model", "hybrid"):
+        lines += ["", f"[{section}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in getattr(settings, section).model_dump().items()]
+    return "\n".join(lines) + "\n"
+
+
+def tune(ctx: RunContext, n_trials: int = DEFAULT_TRIALS, timeout: float | None = None,
+         out: Path | None = None) -> optuna.Study:
+    """Search, print one line per trial and a summary, and write the best config to ``out``
+    (default ``tuned-<ds>.toml``)."""
+    out = out or Path(f"tuned-{ctx.ds.isoformat()}.toml")
+    inputs = load_inputs(ctx)
+    study = run_study(ctx, inputs, n_trials, timeout)
+    first, best = study.trials[0], study.best_trial
+    k = ctx.settings.gate.k
+    lift = (best.value / first.value - 1) * 100 if first.value else float("nan")
+    summary = [
+        f"recs tune --ds {ctx.ds}: hybrid {ctx.settings.gate.metric}@{k} on the new pairs of "
+        f"({inputs.start}, "
+        f"{ctx.ds}], models as of {inputs.start}; {len(study.trials)} trials",
+        f"current config (trial 0): {first.value:.4f}; popularity: "
+        f"{first.user_attrs['popularity']:.4f}",
+        f"best (trial {best.number}): {best.value:.4f} ({lift:+.1f}% on the current config)",
+    ]
+    best_settings = apply_overrides(ctx.settings, best.params)
+    out.write_text(to_toml(best_settings, summary))
+    print("\n".join(summary[1:] + [f"wrote {out}"]), flush=True)
+    return study

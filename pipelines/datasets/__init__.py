@@ -1,0 +1,1 @@
+"""Raw days to land: synthetic logs at any scale, MovieLens and Amazon importers."""

@@ -1,0 +1,1 @@
+"""The language-model side: texts, the encoder, its cache and the user-interest memory."""

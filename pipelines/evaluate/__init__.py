@@ -1,0 +1,1 @@
+"""Evaluation: the temporal holdout, ranking metrics, the quality gate and the run report."""

@@ -1,0 +1,119 @@
+"""Ranking metrics over frames of recommendations and held-out truth.
+
+``recs``: ``user_id, item_id, rank`` (1 = best); ``truth``: ``user_id, item_id`` (relevant items).
+Every metric averages over the users in ``truth``; a user with no recommendations scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from pipelines.core.errors import MetricInputError
+
+USER, ITEM, RANK = "user_id", "item_id", "rank"
+
+
+
+def _check(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> None:
+    if k < 1:
+        raise MetricInputError(f"k must be at least 1, got {k}")
+    for name, frame, cols in (("recs", recs, (USER, ITEM, RANK)), ("truth", truth, (USER, ITEM))):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise MetricInputError(f"{name} is missing column(s) {', '.join(missing)}")
+
+
+def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Per truth user: number relevant, hits in the top k, and the ranks of those hits."""
+    truth = truth.select(USER, ITEM).unique()
+    top = recs.filter(pl.col(RANK) <= k).select(USER, ITEM, RANK)
+    hits = top.join(truth, on=[USER, ITEM], how="inner")
+    return (
+        truth.group_by(USER).agg(pl.len().alias("n_relevant"))
+        .join(hits.group_by(USER).agg(pl.col(RANK).alias("hit_ranks")), on=USER, how="left")
+        .with_columns(pl.col("hit_ranks").fill_null(pl.lit([], pl.List(pl.Int64))))
+    )
+
+
+def _mean(frame: pl.DataFrame, expr: pl.Expr) -> float:
+    if frame.is_empty():
+        return 0.0
+    return float(frame.select(expr.mean()).item())
+
+
+def recall_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    return _mean(pu, pl.col("hit_ranks").list.len() / pl.col("n_relevant"))
+
+
+def precision_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    return _mean(pu, pl.col("hit_ranks").list.len() / k)
+
+
+def hit_rate_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    return _mean(pu, (pl.col("hit_ranks").list.len() > 0).cast(pl.Float64))
+
+
+def ndcg_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    """Binary-relevance NDCG: DCG of the hits over the DCG of a perfect top k."""
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    if pu.is_empty():
+        return 0.0
+    discounts = [1.0 / math.log2(r + 1) for r in range(1, k + 1)]
+    ideal_prefix = [sum(discounts[:n]) for n in range(k + 1)]
+    total = 0.0
+    for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows():
+        dcg = sum(discounts[r - 1] for r in ranks)
+        total += dcg / ideal_prefix[min(n_rel, k)]
+    return total / pu.height
+
+
+def map_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+    """Mean average precision: per user, the precision at each hit's rank, summed over hits and
+    divided by ``min(n_relevant, k)``."""
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    if pu.is_empty():
+        return 0.0
+    total = 0.0
+    for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows():
+        total += sum((i + 1) / r for i, r in enumerate(sorted(ranks))) / min(n_rel, k)
+    return total / pu.height
+
+
+METRICS = {
+    "recall": recall_at_k,
+    "precision": precision_at_k,
+    "ndcg": ndcg_at_k,
+    "map": map_at_k,
+    "hit_rate": hit_rate_at_k,
+}
+
+
+# --- properties of the lists themselves ------------------------------------------------------
+
+def coverage_at_k(recs: pl.DataFrame, k: int, n_items: int) -> float:
+    """The share of the ``n_items`` recommendable items that appear in some user's top k."""
+    if n_items < 1:
+        return 0.0
+    return recs.filter(pl.col(RANK) <= k)[ITEM].n_unique() / n_items
+
+
+def novelty_at_k(recs: pl.DataFrame, k: int, item_users: pl.DataFrame, n_users: int) -> float:
+    """Mean self-information ``-log2(p)`` of the recommended items (top k of every list), where
+    ``p`` is the share of the ``n_users`` training users who interacted with the item
+    (``item_users``: ``item_id, users``); an item nobody had counts as one user's."""
+    top = recs.filter(pl.col(RANK) <= k).select(ITEM)
+    if top.is_empty() or n_users < 1:
+        return 0.0
+    p = (top.join(item_users.select(ITEM, "users"), on=ITEM, how="left")
+         .select(pl.col("users").fill_null(0).clip(lower_bound=1) / n_users))
+    return float(p.select(-(pl.col("users").log(2)).mean()).item())

@@ -1,0 +1,1 @@
+"""Serving: blocked top-N scoring, diversity re-ranking, reasons and user shards."""

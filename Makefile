@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export OPENBLAS_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench bench-full lock clean
+.PHONY: install demo test test-fast lint bench bench-full lock clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The unit tier: pure logic on small fixtures, no services (under 2 minutes).
+test-fast: install
+	$(BIN)/python -m pytest tests/unit -q
+
 # CPU benchmarks under 15 minutes on 2 cores; both write BENCHMARKS.md and its plot.
 bench: install
 	$(BIN)/python -m benchmarks.bench --profile quick --write BENCHMARKS.md
@@ -33,8 +37,10 @@ bench: install
 bench-full: install
 	$(BIN)/python -m benchmarks.bench --profile full --write BENCHMARKS.md
 
+# ruff, and the architecture's import contracts (pyproject.toml, [tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Re-resolve the dependencies from pyproject.toml and pin the result.
 lock:

@@ -11,7 +11,7 @@ from pipelines.core.settings import ModelSettings, SparkSettings
 from pipelines.datasets.movielens import load_movielens, time_split
 from pipelines.evaluate.metrics import ndcg_at_k
 from pipelines.model.als import build_matrix, fit_als
-from pipelines.serve.lists import als_lists, popularity_lists, popularity_ranking
+from pipelines.serve.lists import popularity_lists, popularity_ranking, top_n_lists
 
 SETTINGS = ModelSettings(factors=32, iterations=15, regularization=5.0, alpha=1.0, seed=42)
 
@@ -26,7 +26,7 @@ def bench_als(folder: Path, repeat: int, spark_master: str = "local[2]") -> list
     data = build_matrix(train)
 
     def ndcg(factors) -> float:
-        return ndcg_at_k(als_lists(factors, data.user_ids, data.item_ids, truth["user_id"],
+        return ndcg_at_k(top_n_lists(factors, data.user_ids, data.item_ids, truth["user_id"],
                                    n=10, seen=train), truth, 10)
 
     fit_als(data, SETTINGS)  # warm-up: thread pools, first allocations

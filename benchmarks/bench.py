@@ -22,6 +22,7 @@ from benchmarks.util import PeakMemory, median_seconds
 from jobs.context import RunContext
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
 from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED
 from pipelines.core.settings import Settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
@@ -44,12 +45,11 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         day1, day2 = spec.start, date(2026, 10, 2)
         run_task("validate", RunContext(settings, day1, "bench"))
         ctx = RunContext(settings, day2, "bench")
-        raw = ctx.raw.read_parquet("events", f"ds={day2}", "part-0.parquet")
+        raw = pl.read_parquet(ctx.raw.url(cat.RAW_EVENTS, ds=day2) + "/part-0.parquet")
         text = concat_files([conform(raw.select(pl.all().cast(pl.String)), EVENT_COLUMNS,
                                      EVENT_REQUIRED, "bench")], EVENT_COLUMNS)
         catalog = ctx.catalog()["item_id"]
-        accepted = ctx.lake.read_parquet("clean", "events", f"ds={day1}", "part-0.parquet")[
-            "event_id"]
+        accepted = ctx.lake.read(cat.CLEAN_EVENTS, ds=day1)["event_id"]
         rows = text.height
         # Warm up imports and GX's registries so the first timed run is not an outlier.
         validate_events(text.head(100), day2, catalog, accepted, settings.validate)

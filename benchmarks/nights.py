@@ -21,6 +21,7 @@ from benchmarks.util import run_measured
 from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import TASKS, run_task
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, load_settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
 
@@ -63,7 +64,7 @@ def movielens_workspace(root: Path, folder: Path) -> tuple[Settings, date]:
 
     settings = _settings(root, MOVIELENS_CONFIG)
     write_days(settings.raw_root, to_raw_days(load_movielens(folder)), "parquet")
-    days = RunContext(settings, START, "-").raw.partitions("events")
+    days = RunContext(settings, START, "-").raw.days(cat.RAW_EVENTS)
     _prepare(settings, days[0], days[-1])
     return settings, days[-1]
 
@@ -71,7 +72,7 @@ def movielens_workspace(root: Path, folder: Path) -> tuple[Settings, date]:
 def _prepare(settings: Settings, first: date, last: date) -> None:
     """Validate the landed days before the night before ``last`` (a dataset may skip days),
     then run that night in full."""
-    landed = RunContext(settings, last, "-").raw.partitions("events")
+    landed = RunContext(settings, last, "-").raw.days(cat.RAW_EVENTS)
     night_before = max(d for d in landed if d < last)
     history = replace(settings, validate=replace(settings.validate, data_docs=False))
     for day in landed:

@@ -1,4 +1,4 @@
-"""The bridge between Airflow task bodies and the tasks in ``jobs.tasks``.
+"""The bridge between Airflow task bodies and the tasks in ``jobs/tasks/``.
 
 DAG files call these with the task's context; settings come from the worker's ``RECS_*``
 environment plus the run's params, parsed here once per task.
@@ -42,26 +42,42 @@ def shard_numbers(context: Mapping[str, Any]) -> list[int]:
 
 
 def run(task: str, context: Mapping[str, Any], shard: int | None = None) -> dict:
-    """Run the task; a failure that explains itself (bad data, a refused model, a missing
-    upstream output) fails without retries, since a retry would meet the same input."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from jobs.tasks import EXPECTED_FAILURES, run_task
+    """Run ``jobs/tasks/<task>.py``. A pipeline error that is not retryable (bad data, a
+    refused model, a missing upstream output, a bad setting) fails without retries, since a
+    retry would meet the same input; anything else goes to Airflow's retries."""
+    from jobs.tasks import run_task
+    from pipelines.core.errors import RecsError
 
     try:
         return run_task(task, _context(context), shard=shard)
-    except EXPECTED_FAILURES as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    except RecsError as exc:
+        failure = for_airflow(exc)
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+def for_airflow(error: BaseException) -> BaseException:
+    """What the task raises to Airflow: ``AirflowFailException`` (no retries) for a pipeline
+    error that is not retryable, the error itself otherwise."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.core.errors import RecsError
+
+    if isinstance(error, RecsError) and not error.retryable:
+        return AirflowFailException(f"{type(error).__name__}: {error}")
+    return error
 
 
 def raw_landed(context: Mapping[str, Any], timeout: timedelta) -> bool:
     """The sensor's poke: has the day's raw events partition landed? An empty partition
     counts (a day without events is a valid delivery); a missing one is waited for."""
     from jobs.logs import get_logger
-    from jobs.tasks import raw_partition_landed
+    from jobs.tasks.validate import raw_partition_landed
+    from pipelines.core.catalog import RAW_EVENTS
 
     ctx = _context(context)
-    url = ctx.raw.url("events", ctx.part)
+    url = ctx.raw.url(RAW_EVENTS, ds=ctx.ds)
     if raw_partition_landed(ctx):
         get_logger("sensor").info("%s has landed", url)
         return True
@@ -89,7 +105,9 @@ def on_failure(context: Mapping[str, Any]) -> None:
     error = context.get("exception") or RuntimeError("task failed")
     ctx = _context(context)
     if task_id == "wait_for_raw":
-        error = TimeoutError(f"{ctx.raw.url('events', ctx.part)} did not land in time "
+        from pipelines.core.catalog import RAW_EVENTS
+
+        error = TimeoutError(f"{ctx.raw.url(RAW_EVENTS, ds=ctx.ds)} did not land in time "
                              f"({type(error).__name__}: {error})")
     record_failure(ctx, task_id, error)
 

@@ -9,7 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from jobs.logs import get_logger, setup_logging
-from pipelines.core.settings import ConfigError, Settings, load_settings
+from pipelines.core.errors import ConfigError, RecsError
+from pipelines.core.settings import Settings, load_settings
 
 log = get_logger("cli")
 
@@ -96,6 +97,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """The effective settings as TOML (file, environment and defaults merged), or the JSON
+    schema of the settings file."""
+    import json
+
+    if args.schema:
+        from pipelines.core.settings import settings_schema
+
+        print(json.dumps(settings_schema(), indent=2, sort_keys=True))
+        return 0
+    import tomli_w
+
+    print(tomli_w.dumps(_settings(args).model_dump(mode="json")), end="")
+    return 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     import polars as pl
 
@@ -176,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="days before the cut-off that fit the fusion (movielens 7, amazon 1)")
     p.set_defaults(func=cmd_experiment)
 
+    p = sub.add_parser("config", help="the effective settings as TOML, or their JSON schema")
+    p.add_argument("--schema", action="store_true", help="print the settings' JSON schema")
+    p.set_defaults(func=cmd_config)
+
     p = sub.add_parser("tune", help="search ALS and fusion settings on the days before --ds")
     p.add_argument("--ds", type=_date, required=True,
                    help="last day the search may read; its new pairs are the target")
@@ -196,11 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"recs: configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        # Data and input problems explain themselves; anything else gets its traceback.
-        from jobs.tasks import EXPECTED_FAILURES
-
-        log.error("%s: %s", type(exc).__name__, exc,
-                  exc_info=not isinstance(exc, EXPECTED_FAILURES))
+        # The pipeline's own errors explain themselves; anything else gets its traceback.
+        log.error("%s: %s", type(exc).__name__, exc, exc_info=not isinstance(exc, RecsError))
         return 1
 
 

@@ -11,6 +11,7 @@ import pytest
 from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
 
@@ -119,7 +120,7 @@ def ml100k_validated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ml100k")
     settings = without_docs(movielens_settings(root))
     write_days(settings.raw_root, to_raw_days(load_movielens(folder)), "parquet")
-    for ds in RunContext(settings, ML100K_LAST_DAY, "-").raw.partitions("events"):
+    for ds in RunContext(settings, ML100K_LAST_DAY, "-").raw.days(cat.RAW_EVENTS):
         if ds < ML100K_LAST_DAY:
             run_task("validate", RunContext(settings, ds, default_run_id(ds)))
     return root

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from jobs.context import RunContext
+from pipelines.core import catalog as cat
 from tests.conftest import SMALL_LAST, copy_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
@@ -178,5 +179,5 @@ def test_backfill_through_the_scheduler(airflow, two_nights: Path) -> None:
     log = next((af.home / "logs" / "dag_id=recs_nightly" / f"run_id={run_id}"
                 / "task_id=publish").glob("attempt=*.log")).read_text()
     assert f"[task=publish ds={DAYS[-1]} run_id={run_id}]" in log
-    assert f"run report: {ctx.lake.url('runs', ctx.part, 'report.html')}" in log
-    assert f"summary: {ctx.lake.url('runs', ctx.part, 'publish.json')}" in log
+    assert f"run report: {ctx.lake.url(cat.REPORT, ds=ctx.ds)}" in log
+    assert f"summary: {ctx.lake.url(cat.PUBLISH_SUMMARY, ds=ctx.ds)}" in log

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from jobs.context import RunContext, default_run_id
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings
 from pipelines.warehouse import Warehouse
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
@@ -59,7 +60,7 @@ def test_rerun_leaves_identical_rows(two_days: Settings, monkeypatch: pytest.Mon
     before = warehouse(two_days).query(ALL_ROWS)
     assert recs_cli(two_days, monkeypatch, "run", "--ds", DAY2.isoformat()) == 0
     assert warehouse(two_days).query(ALL_ROWS).equals(before)
-    embed = RunContext(two_days, DAY2, "-").lake.read_json("runs", f"ds={DAY2}", "embed.json")
+    embed = RunContext(two_days, DAY2, "-").lake.read_dict(cat.EMBED_SUMMARY, ds=DAY2)
     assert embed["items"]["embedded"] == 0 and embed["users"]["embedded"] == 0
 
 
@@ -84,11 +85,11 @@ def test_failed_run_is_recorded_and_current_untouched(two_days: Settings,
 
 def test_task_summaries_account_for_every_row(two_days: Settings) -> None:
     lake = RunContext(two_days, DAY2, "-").lake
-    v = lake.read_json("runs", f"ds={DAY2}", "validate.json")["events"]
+    v = lake.read_dict(cat.VALIDATE_SUMMARY, ds=DAY2)["events"]
     assert v["raw"] == v["clean"] + v["quarantined"] + v["duplicates"]
     assert v["quarantined"] > 0  # the generator injects malformed rows
     for task in ("aggregate", "embed", "train", "evaluate", "precompute", "publish"):
-        assert Path(lake.path("runs", f"ds={DAY2}", f"{task}.json")).is_file()
+        assert lake.exists(cat.SUMMARIES[task], ds=DAY2)
 
 
 def test_quality_gate_refuses_a_model_and_force_publish_overrides(

@@ -13,8 +13,9 @@ from polars.testing import assert_frame_equal
 
 import tests.reference_features as reference
 from jobs.context import RunContext
-from jobs.features import ensure_daily, merged
 from jobs.tasks import run_task
+from jobs.tasks.aggregate import FEATURES, ensure_daily, merged
+from pipelines.core import catalog as cat
 from pipelines.core.engines import PolarsEngine
 from pipelines.core.settings import replace
 from pipelines.datasets.generate import GenerateSpec
@@ -34,7 +35,7 @@ def _write_clean(settings, events: pl.DataFrame) -> list[date]:
     days = sorted(events["day"].unique().to_list())
     for d in days:
         part = events.filter(pl.col("day") == d).drop("day")
-        ctx.lake.write_parquet(part, "clean", "events", f"ds={d}", "part-0.parquet")
+        ctx.lake.write(cat.CLEAN_EVENTS, part, ds=d)
     return days
 
 
@@ -101,7 +102,7 @@ def _aggregate(root: Path, tmp: Path, engine: str) -> dict[str, pl.DataFrame]:
     settings = replace(make_settings(copy), engine=engine)
     run_task("aggregate", RunContext(settings, LAST, "t"))
     lake = RunContext(settings, LAST, "t").lake
-    return {k: lake.read_parquet("features", f"ds={LAST}", f"{k}.parquet")
+    return {k: lake.read(FEATURES[k], ds=LAST)
             for k in ("interactions", "users", "items")}
 
 
@@ -139,7 +140,7 @@ def test_engines_agree_on_movielens(ml100k_validated: Path, tmp_path: Path) -> N
                            features=replace(base.features, history_days=14))
         ctx = RunContext(settings, ML100K_LAST_DAY, "t")
         run_task("aggregate", ctx)
-        outputs[engine] = {k: ctx.lake.read_parquet("features", ctx.part, f"{k}.parquet")
+        outputs[engine] = {k: ctx.lake.read(FEATURES[k], ds=ctx.ds)
                            for k in ("interactions", "users", "items")}
     for engine in ("spark", "dask"):
         for name, frame in outputs["polars"].items():
@@ -159,7 +160,7 @@ def test_every_engine_publishes_the_same_recommendations(validated: Path,
         settings = replace(make_settings(copy), engine=engine)
         ctx = RunContext(settings, LAST, "engines")
         run_flow(ctx)
-        features[engine] = {k: ctx.lake.read_parquet("features", ctx.part, f"{k}.parquet")
+        features[engine] = {k: ctx.lake.read(FEATURES[k], ds=ctx.ds)
                             for k in ("interactions", "users", "items")}
         published[engine] = ctx.warehouse().query(
             "select * from recs.recommendations_current order by user_id, rank")

@@ -3,14 +3,17 @@ the fusion and its dot-product form, the registry round trip and the quality gat
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from jobs.context import RunContext
+from jobs.tasks.train import load, save
+from pipelines.core import catalog as cat
 from pipelines.core.settings import GateSettings, HybridSettings, ModelSettings
-from pipelines.core.storage import Store
 from pipelines.evaluate.gate import judge, lift
 from pipelines.model.als import Factors, fit_als
 from pipelines.model.hybrid import (
@@ -24,8 +27,9 @@ from pipelines.model.hybrid import (
     fit_hybrid,
     pair_features,
 )
-from pipelines.model.registry import load_hybrid, model_version, save_hybrid
-from pipelines.serve.lists import als_lists
+from pipelines.model.registry import model_version
+from pipelines.serve.lists import top_n_lists
+from tests.conftest import make_settings
 
 CFG = HybridSettings(cold_min_users=2, ridge=0.01, candidates=10, heavy_user_events=5)
 MODEL = ModelSettings(factors=4, iterations=10, regularization=0.1)
@@ -85,14 +89,14 @@ def test_cold_items_get_factors_from_their_text_and_get_recommended() -> None:
     assert cold["a_new"] and cold["b_new"] and not cold["a0"]
     assert base.n_warm_fit == 8
     seen = asof.interactions.select("user_id", "item_id")
-    lists = als_lists(Factors(user=base.user_factors, item=base.item_factors), base.user_ids,
+    lists = top_n_lists(Factors(user=base.user_factors, item=base.item_factors), base.user_ids,
                       base.item_ids, pl.Series(["u1", "u6"]), 3, seen)
     tops = {u: g["item_id"].to_list() for (u,), g in lists.group_by("user_id")}
     # An "a" user gets the new "a" item and never the new "b" item, and vice versa.
     assert "a_new" in tops["u1"] and "b_new" not in tops["u1"]
     assert "b_new" in tops["u6"] and "a_new" not in tops["u6"]
     # Plain ALS cannot list them at all.
-    plain = als_lists(base.als, base.user_ids, base.als_item_ids, pl.Series(["u1"]), 3, seen)
+    plain = top_n_lists(base.als, base.user_ids, base.als_item_ids, pl.Series(["u1"]), 3, seen)
     assert not plain["item_id"].is_in(["a_new", "b_new"]).any()
 
 
@@ -140,18 +144,18 @@ def test_fusion_is_fitted_on_the_validation_split_or_falls_back_to_als() -> None
 def test_registry_round_trip_and_versions(tmp_path: Path) -> None:
     asof = two_topics()
     hybrid = fit_hybrid(asof, None, CFG, trainer)
-    store = Store(str(tmp_path / "lake"))
+    ctx = RunContext(make_settings(tmp_path), date(2026, 1, 2), "t")
     lineage, config = {"ds": "2026-01-02", "frames": {"x": "abc"}}, {"model": {"factors": 4}}
     version = model_version("20260102", lineage, config)
     assert version == model_version("20260102", lineage, config)
     assert version != model_version("20260102", lineage, {"model": {"factors": 8}})
-    save_hybrid(store, version, hybrid, config, lineage)
-    loaded = load_hybrid(store, version)
+    save(ctx, version, hybrid, config, lineage)
+    loaded = load(ctx, version)
     a, b = hybrid.augmented(), loaded.augmented()
     np.testing.assert_array_equal(a.user, b.user)
     np.testing.assert_array_equal(a.item, b.item)
     assert loaded.base.item_ids.equals(hybrid.base.item_ids)
-    assert store.read_json("models", version, "lineage.json") == lineage
+    assert ctx.lake.read(cat.MODEL_LINEAGE, version=version) == lineage
 
 
 # --- the quality gate ------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 
 from jobs.context import RunContext, default_run_id
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
 from pipelines.core.settings import replace
-from pipelines.core.storage import partition
 from pipelines.embed.interest import empty_state, update_interest
 from tests.conftest import SMALL_SPEC, make_settings, prepare_history
 
@@ -74,16 +74,16 @@ def _night(settings, ds: date, tasks=("validate", "aggregate", "embed")) -> None
         run_task(task, RunContext(settings, ds, default_run_id(ds)))
 
 
-def _read(settings, *parts: str) -> pl.DataFrame:
-    return RunContext(settings, DAYS[-1], "-").lake.read_parquet(*parts)
+def _read(settings, dataset: cat.Dataset, ds: date) -> pl.DataFrame:
+    return RunContext(settings, DAYS[-1], "-").lake.read(dataset, ds=ds)
 
 
 def _state(settings, ds: date) -> pl.DataFrame:
-    return _read(settings, "embeddings", "interest", partition(ds), "part-0.parquet")
+    return _read(settings, cat.INTEREST, ds)
 
 
 def _summary(settings, ds: date) -> dict:
-    return RunContext(settings, ds, "-").lake.read_json("runs", partition(ds), "embed.json")
+    return RunContext(settings, ds, "-").lake.read_dict(cat.EMBED_SUMMARY, ds=ds)
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,8 @@ def test_state_follows_the_rule_from_day_to_day(nights: Path) -> None:
     settings = make_settings(nights)
     alpha = settings.embed.interest_alpha
     prev, state = _state(settings, DAYS[1]), _state(settings, DAYS[2])
-    history = _read(settings, "embeddings", "users", partition(DAYS[2]), "part-0.parquet")
-    active = set(_read(settings, "clean", "events", partition(DAYS[2]),
-                       "part-0.parquet")["user_id"])
+    history = _read(settings, cat.USER_VECTORS, DAYS[2])
+    active = set(_read(settings, cat.CLEAN_EVENTS, DAYS[2])["user_id"])
     assert 0 < len(active) < state.height
     for row in state.iter_rows(named=True):
         before = prev.filter(pl.col("user_id") == row["user_id"])
@@ -119,13 +118,13 @@ def test_state_follows_the_rule_from_day_to_day(nights: Path) -> None:
 @pytest.mark.slow
 def test_next_day_embeds_only_new_or_changed_texts(nights: Path) -> None:
     settings = make_settings(nights)
-    cache = RunContext(settings, DAYS[-1], "-").read_partitions(
-        "embeddings/cache/" + _summary(settings, DAYS[2])["model"], DAYS[:2])
+    cache = RunContext(settings, DAYS[-1], "-").read_days(
+        cat.EMBED_CACHE, DAYS[:2], model=_summary(settings, DAYS[2])["model"])
     known = set(cache["text_hash"])
     summary = _summary(settings, DAYS[2])
     for kind in ("items", "users"):
-        hashes = _read(settings, "embeddings", kind, partition(DAYS[2]),
-                       "part-0.parquet")["text_hash"]
+        dataset = cat.ITEM_VECTORS if kind == "items" else cat.USER_VECTORS
+        hashes = _read(settings, dataset, DAYS[2])["text_hash"]
         new = sum(h not in known for h in hashes)
         assert summary[kind]["embedded"] == new
         assert summary[kind]["reused"] == hashes.len() - new
@@ -153,7 +152,7 @@ def test_evaluate_scores_the_embedding_model_from_the_cutoff_state(nights: Path)
     settings = replace(settings, eval=replace(settings.eval, holdout_days=2))  # cut-off DAYS[0]
     summary = run_task("evaluate", RunContext(settings, DAYS[2], "eval"))
     assert summary["cutoff"] == DAYS[0].isoformat()
-    metrics = _read(settings, "runs", partition(DAYS[2]), "metrics.parquet")
+    metrics = _read(settings, cat.METRICS, DAYS[2])
     assert set(metrics["model"]) == {"popularity", "als", "als_content", "embedding", "hybrid"}
     embedding = metrics.filter(pl.col("model") == "embedding",
                                pl.col("metric").is_in(["recall", "ndcg", "map", "hit_rate"]))

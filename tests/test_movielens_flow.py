@@ -10,6 +10,7 @@ import pytest
 
 from jobs.context import RunContext, default_run_id
 from jobs.flow import run_flow
+from pipelines.core import catalog as cat
 from tests.conftest import ML100K_LAST_DAY, movielens_settings
 
 pytestmark = pytest.mark.slow
@@ -21,8 +22,8 @@ def test_ml100k_nightly_run_publishes(ml100k_validated: Path, tmp_path: Path) ->
     settings = movielens_settings(root)
     lake = RunContext(settings, ML100K_LAST_DAY, "-").lake
     quarantined = sum(
-        lake.read_json("runs", f"ds={d}", "validate.json")["events"]["quarantined"]
-        for d in lake.partitions("runs")
+        lake.read(cat.VALIDATE_SUMMARY, ds=d).events.quarantined
+        for d in lake.days(cat.VALIDATE_SUMMARY)
     )
     assert quarantined == 0  # the real data is clean under the contract
 
@@ -31,7 +32,7 @@ def test_ml100k_nightly_run_publishes(ml100k_validated: Path, tmp_path: Path) ->
     wh = ctx.warehouse()
     current = wh.query("select * from recs.recommendations_current")
     assert current["ds"].unique().to_list() == [ML100K_LAST_DAY]
-    active = ctx.lake.read_parquet("features", ctx.part, "users.parquet").filter(
+    active = ctx.lake.read(cat.USER_FEATURES, ds=ctx.ds).filter(
         pl.col("days_since_last") <= settings.features.active_days)
     assert current["user_id"].n_unique() == active.height
     metrics = wh.query("select model, metric, k, value from recs.model_metrics")
@@ -48,5 +49,5 @@ def test_ml100k_nightly_run_publishes(ml100k_validated: Path, tmp_path: Path) ->
     assert run["message"][0].startswith("published; gate: hybrid ndcg@10")
     assert Path(run["report"][0]).is_file()
     # The embeddings see the whole catalog as of the day.
-    vectors = ctx.lake.read_parquet("embeddings", "items", ctx.part, "part-0.parquet")
+    vectors = ctx.lake.read(cat.ITEM_VECTORS, ds=ctx.ds)
     assert vectors.height == ctx.catalog().height

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from jobs.context import RunContext, default_run_id
-from jobs.preconditions import UpstreamMissing
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
+from pipelines.core.errors import UpstreamMissing
 from pipelines.core.settings import Settings, replace
 from pipelines.warehouse import open_warehouse
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
@@ -73,7 +74,7 @@ def test_publish_refuses_until_every_shard_is_scored(
     for shard in (0, 2):
         run_task("precompute", ctx, shard=shard)
     # mapped tasks leave no summary of the whole task: the report adds up the shards'
-    ctx.lake.remove("runs", ctx.part, "precompute.json")
+    ctx.lake.remove(cat.PRECOMPUTE_SUMMARY, ds=ctx.ds)
     run_task("publish", ctx)
     assert _current(settings).equals(before)
     report = Path(sharded.lake_root, "runs", f"ds={DAY2}", "report.html").read_text()

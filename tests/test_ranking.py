@@ -10,11 +10,11 @@ from pipelines.core.contracts import REC_SCHEMA
 from pipelines.core.settings import ModelSettings
 from pipelines.model.als import Factors, build_matrix, fit_als
 from pipelines.serve.lists import (
-    als_lists,
     lists_frame,
     popularity_lists,
     popularity_ranking,
     seen_matrix,
+    top_n_lists,
 )
 from pipelines.serve.scoring import csr_from_pairs, top_n
 
@@ -212,7 +212,7 @@ def test_als_ranks_withheld_same_group_item_first(checkerboard) -> None:
     data = build_matrix(inter)
     assert factors.user.shape == (N_GROUPS * USERS_PER_GROUP, ALS.factors)
     assert factors.item.shape == (N_GROUPS * ITEMS_PER_GROUP, ALS.factors)
-    recs = als_lists(factors, data.user_ids, data.item_ids, data.user_ids, n=5, seen=inter)
+    recs = top_n_lists(factors, data.user_ids, data.item_ids, data.user_ids, n=5, seen=inter)
     assert recs.schema == pl.Schema(REC_SCHEMA)
     assert recs.join(inter, on=["user_id", "item_id"]).is_empty()  # nothing seen comes back
     top = dict(recs.filter(pl.col("rank") == 1).select("user_id", "item_id").iter_rows())
@@ -242,7 +242,7 @@ def test_als_lists_unknown_users_and_availability(checkerboard) -> None:
     data = build_matrix(inter)
     user = "g0u00"
     available = pl.Series([i for i in data.item_ids.to_list() if i != withheld[user]])
-    recs = als_lists(factors, data.user_ids, data.item_ids, pl.Series([user, "stranger"]), n=3,
+    recs = top_n_lists(factors, data.user_ids, data.item_ids, pl.Series([user, "stranger"]), n=3,
                      seen=inter,
                      available=available)
     assert recs["user_id"].unique().to_list() == [user]

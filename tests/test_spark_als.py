@@ -13,7 +13,7 @@ from pipelines.core.settings import ModelSettings, SparkSettings
 from pipelines.evaluate.metrics import ndcg_at_k
 from pipelines.model.als import Factors, InteractionMatrix, build_matrix, fit_als
 from pipelines.model.spark_als import fit_spark_als, spark_ratings, spark_reg_param
-from pipelines.serve.lists import als_lists, popularity_lists, popularity_ranking
+from pipelines.serve.lists import popularity_lists, popularity_ranking, top_n_lists
 from tests.conftest import shared_dataset
 from tests.test_ranking import ALS, ITEMS_PER_GROUP, N_GROUPS, USERS_PER_GROUP, _checkerboard
 
@@ -76,7 +76,7 @@ def test_spark_factors_follow_the_matrix_rows(checkerboard) -> None:
 
 def test_spark_ranks_withheld_same_group_item_first(checkerboard) -> None:
     inter, withheld, data, factors = checkerboard
-    recs = als_lists(factors, data.user_ids, data.item_ids, data.user_ids, n=3, seen=inter)
+    recs = top_n_lists(factors, data.user_ids, data.item_ids, data.user_ids, n=3, seen=inter)
     top = dict(recs.filter(pl.col("rank") == 1).select("user_id", "item_id").iter_rows())
     assert top == withheld
     items = data.item_ids.to_list()
@@ -108,7 +108,7 @@ def ml100k_split() -> tuple[pl.DataFrame, pl.DataFrame, InteractionMatrix]:
 
 def _ndcg(factors: Factors, train: pl.DataFrame, truth: pl.DataFrame,
           data: InteractionMatrix) -> float:
-    recs = als_lists(factors, data.user_ids, data.item_ids, truth["user_id"], n=10, seen=train)
+    recs = top_n_lists(factors, data.user_ids, data.item_ids, truth["user_id"], n=10, seen=train)
     return ndcg_at_k(recs, truth, 10)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from jobs.context import RunContext
 from jobs.tools.tune import current_params, tune
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, apply_overrides, load_settings
 from tests.conftest import SMALL_SPEC, copy_workspace, recs_cli
 
@@ -43,8 +44,7 @@ def test_tune_writes_a_loadable_best_config(two_days: Settings, tmp_path: Path) 
     # With validation_days == holdout_days the objective is exactly the evaluate task's
     # hybrid metric of ds under the current config.
     assert two_days.hybrid.validation_days == two_days.eval.holdout_days
-    metrics = RunContext(two_days, DAY2, "-").lake.read_parquet(
-        "runs", f"ds={DAY2}", "metrics.parquet")
+    metrics = RunContext(two_days, DAY2, "-").lake.read(cat.METRICS, ds=DAY2)
     evaluated = metrics.filter((pl.col("model") == "hybrid") & (pl.col("metric") == "ndcg")
                                & (pl.col("k") == two_days.gate.k))["value"].item()
     assert first.value == pytest.approx(evaluated)

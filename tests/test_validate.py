@@ -13,7 +13,7 @@ from pipelines.validate.rawfiles import MALFORMED, RawFileError
 from pipelines.validate.rows import (
     DUPLICATE,
     SOURCE,
-    Verdict,
+    RowVerdict,
     concat_files,
     conform,
     latest_catalog,
@@ -56,17 +56,17 @@ def _item_file(rows: list[dict], source: str = "raw/items/ds=2024-05-01/a.csv",
 
 
 def _events(*files: pl.DataFrame, accepted: list[str] | None = None,
-            cfg: ValidateSettings | None = None) -> Verdict:
+            cfg: ValidateSettings | None = None) -> RowVerdict:
     raw = concat_files(list(files), EVENT_COLUMNS)
     ids = NO_IDS if accepted is None else pl.Series("event_id", accepted, dtype=pl.String)
     return validate_events(raw, DS, CATALOG, ids, cfg or ValidateSettings())[0]
 
 
-def _reasons(v: Verdict) -> dict[str, str]:
+def _reasons(v: RowVerdict) -> dict[str, str]:
     return dict(v.quarantine.select("event_id", "reasons").iter_rows())
 
 
-def _assert_accounting(v: Verdict) -> None:
+def _assert_accounting(v: RowVerdict) -> None:
     assert v.n_raw == v.n_clean + v.n_quarantined + v.n_duplicates
     assert v.quarantine.height == v.n_quarantined + v.n_duplicates
 
@@ -361,16 +361,12 @@ def test_latest_catalog_of_nothing() -> None:
     assert latest_catalog(empty).is_empty()
 
 
-def test_truncated_last_json_line_is_quarantined_with_its_text(tmp_path) -> None:
-    from pipelines.core.storage import Store
-    from pipelines.validate.rawfiles import read_raw_file
+def test_truncated_last_json_line_is_quarantined_with_its_text() -> None:
+    from pipelines.validate.rawfiles import parse_raw_file
 
-    folder = tmp_path / "events" / f"ds={DS}"
-    folder.mkdir(parents=True)
     good = '{"event_id": "a", "user_id": "u1", "item_id": "i1", "event_type": "view", ' \
         f'"ts": "{DS}T10:00:00Z", "value": 3}}'
-    (folder / "part.jsonl").write_text(good + '\n{"event_id": "b", "user_')
-    raw = read_raw_file(Store(str(tmp_path)), "events", DS, "part.jsonl")
+    raw = parse_raw_file("raw/events/part.jsonl", (good + '\n{"event_id": "b", "user_').encode())
     text = concat_files([conform(raw.frame, EVENT_COLUMNS, EVENT_REQUIRED, raw.url)],
                         EVENT_COLUMNS)
     v = _events(text)

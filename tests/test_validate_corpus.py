@@ -21,12 +21,17 @@ import polars as pl
 import pytest
 
 from jobs.context import RunContext
-from jobs.tasks import MissingPartition, UpstreamMissing, run_task
+from jobs.tasks import run_task
+from pipelines.core import catalog as cat
+from pipelines.core.errors import (
+    DataQualityError,
+    MissingPartition,
+    RawFileError,
+    UpstreamMissing,
+)
 from pipelines.core.settings import replace
 from pipelines.core.storage import partition
 from pipelines.validate.expectations import DUPLICATE, event_expectations, item_expectations
-from pipelines.validate.quality import DataQualityError
-from pipelines.validate.rawfiles import RawFileError
 from tests.conftest import make_settings
 
 D1 = date(2026, 10, 1)
@@ -378,11 +383,11 @@ def _assert_fails(ctx: RunContext, expected: Fails) -> None:
     for needle in expected.contains:
         assert needle in message, f"{needle!r} not in {message!r}"
     # Nothing downstream may run on the day: no clean partition of either kind.
-    assert not ctx.lake.exists("clean", "events", ctx.part)
-    assert not ctx.lake.exists("clean", "items", ctx.part)
+    assert not ctx.lake.exists(cat.CLEAN_EVENTS, ds=ctx.ds)
+    assert not ctx.lake.exists(cat.CLEAN_ITEMS, ds=ctx.ds)
     if expected.error is DataQualityError:
         # The verdicts were still recorded, and the summary says the day was rejected.
-        summary = ctx.lake.read_json("runs", ctx.part, "validate.json")
+        summary = ctx.lake.read_dict(cat.VALIDATE_SUMMARY, ds=ctx.ds)
         assert summary["rejected"] is True
         ev_ = summary["events"]
         assert ev_["raw"] == ev_["clean"] + ev_["quarantined"] + ev_["duplicates"]
@@ -390,13 +395,13 @@ def _assert_fails(ctx: RunContext, expected: Fails) -> None:
         assert dq[("events", "quarantine_share")] == (False, ev_["quarantined"])
     else:
         # A file-level failure happens before any verdict is written.
-        assert not ctx.lake.exists("runs", ctx.part, "validate.json")
-        assert not ctx.lake.exists("quarantine", "events", ctx.part)
+        assert not ctx.lake.exists(cat.VALIDATE_SUMMARY, ds=ctx.ds)
+        assert not ctx.lake.exists(cat.QUARANTINE_EVENTS, ds=ctx.ds)
 
 
 def _assert_rows(ctx: RunContext, expected: Rows) -> None:
     returned = run_task("validate", ctx)
-    summary = ctx.lake.read_json("runs", ctx.part, "validate.json")
+    summary = ctx.lake.read_dict(cat.VALIDATE_SUMMARY, ds=ctx.ds)
     assert summary == json.loads(json.dumps(returned))
     assert summary["rejected"] is False
     events, items = summary["events"], summary["items"]
@@ -409,18 +414,18 @@ def _assert_rows(ctx: RunContext, expected: Rows) -> None:
     assert items["raw"] == items["clean"] + items["quarantined"]
     assert events["extra_columns"] == list(expected.extra_columns)
 
-    quarantine = ctx.lake.read_parquet("quarantine", "events", ctx.part, "part-0.parquet")
+    quarantine = ctx.lake.read(cat.QUARANTINE_EVENTS, ds=ctx.ds)
     got = quarantine.select("event_id", "reasons").rows()
     assert len(got) == len(expected.reasons) == expected.quarantined + expected.duplicates
     assert dict(got) == dict(expected.reasons)
     reason_counts = Counter(r for _, reasons in got for r in reasons.split(","))
     assert events["reasons"] == dict(reason_counts)
 
-    item_quarantine = ctx.lake.read_parquet("quarantine", "items", ctx.part, "part-0.parquet")
+    item_quarantine = ctx.lake.read(cat.QUARANTINE_ITEMS, ds=ctx.ds)
     assert dict(item_quarantine.select("item_id", "reasons").rows()) == dict(
         expected.item_reasons)
 
-    clean = ctx.lake.read_parquet("clean", "events", ctx.part, "part-0.parquet")
+    clean = ctx.lake.read(cat.CLEAN_EVENTS, ds=ctx.ds)
     assert clean.height == expected.clean
     assert clean["event_id"].n_unique() == clean.height
     # A quarantined event is not also clean (a duplicate's first delivery is).
@@ -429,7 +434,7 @@ def _assert_rows(ctx: RunContext, expected: Rows) -> None:
     texts = dict(clean.select("event_id", "text").rows())
     for event_id, text in expected.texts.items():
         assert texts[event_id] == text
-    assert ctx.lake.read_parquet("clean", "items", ctx.part, "part-0.parquet").height == (
+    assert ctx.lake.read(cat.CLEAN_ITEMS, ds=ctx.ds).height == (
         expected.items[0])
 
     _assert_dq(ctx, quarantine, item_quarantine, expected, events)
@@ -480,11 +485,11 @@ def test_rejected_rerun_removes_an_earlier_clean_partition(day1: Path, tmp_path:
     write(root / "raw", SHARE_FILES)
     run_task("validate", _context(root, {"accept_anomalies": True}))
     ctx = _context(root, {})
-    assert ctx.lake.exists("clean", "events", ctx.part, "part-0.parquet")
+    assert ctx.lake.exists(cat.CLEAN_EVENTS, ds=ctx.ds)
     with pytest.raises(DataQualityError, match="quarantine_share"):
         run_task("validate", ctx)
-    assert not ctx.lake.exists("clean", "events", ctx.part)
-    assert not ctx.lake.exists("clean", "items", ctx.part)
+    assert not ctx.lake.exists(cat.CLEAN_EVENTS, ds=ctx.ds)
+    assert not ctx.lake.exists(cat.CLEAN_ITEMS, ds=ctx.ds)
 
 
 def test_data_docs_can_be_turned_off_without_changing_the_verdicts(day1: Path,
@@ -494,11 +499,11 @@ def test_data_docs_can_be_turned_off_without_changing_the_verdicts(day1: Path,
     write(root / "raw", {E("part-0.csv"): csv(GOOD)})
     with_docs = run_task("validate", _context(root, {}))
     ctx = _context(root, {"data_docs": False})
-    clean = ctx.lake.read_parquet("clean", "events", ctx.part, "part-0.parquet")
-    assert ctx.lake.exists("runs", ctx.part, "data_docs", "index.html")
+    clean = ctx.lake.read(cat.CLEAN_EVENTS, ds=ctx.ds)
+    assert ctx.lake.exists(cat.DATA_DOCS, ds=ctx.ds)
     without = run_task("validate", ctx)
     assert without["data_docs"] is None
     # A rerun without docs removes the earlier site: it would describe another run.
-    assert not ctx.lake.exists("runs", ctx.part, "data_docs")
+    assert not ctx.lake.exists(cat.DATA_DOCS, ds=ctx.ds)
     assert without["events"] == with_docs["events"]
-    assert ctx.lake.read_parquet("clean", "events", ctx.part, "part-0.parquet").equals(clean)
+    assert ctx.lake.read(cat.CLEAN_EVENTS, ds=ctx.ds).equals(clean)

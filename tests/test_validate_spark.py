@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
+from pipelines.core import catalog as cat
 from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.core.settings import SparkSettings, ValidateSettings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
@@ -95,7 +96,7 @@ def test_spark_and_default_paths_agree_on_the_corpus(spark, day1, tmp_path) -> N
     """Every row-level case of the bad-input corpus gets the same verdicts on both engines."""
     import shutil
 
-    from jobs.tasks import _read_raw
+    from jobs.tasks.validate import _read_raw
     from tests.test_validate_corpus import CORPUS, Rows, _context, write
 
     compared = 0
@@ -107,12 +108,12 @@ def test_spark_and_default_paths_agree_on_the_corpus(spark, day1, tmp_path) -> N
         shutil.copytree(day1, root)
         write(root / "raw", case.files)
         ctx = _context(root, case.validate)
-        items_raw, _, _ = _read_raw(ctx, "items", ITEM_COLUMNS, ITEM_REQUIRED)
-        events_raw, _, _ = _read_raw(ctx, "events", EVENT_COLUMNS, EVENT_REQUIRED)
-        prior = ctx.read_partitions("clean/items", ctx.lake.partitions("clean", "items"),
-                                    columns=["item_id"])["item_id"]
-        accepted = ctx.read_partitions("clean/events", ctx.lake.partitions("clean", "events"),
-                                       columns=["event_id"])["event_id"]
+        items_raw = _read_raw(ctx, cat.RAW_ITEMS, ITEM_COLUMNS, ITEM_REQUIRED).frame
+        events_raw = _read_raw(ctx, cat.RAW_EVENTS, EVENT_COLUMNS, EVENT_REQUIRED).frame
+        prior = ctx.read_days(cat.CLEAN_ITEMS, ctx.lake.days(cat.CLEAN_ITEMS),
+                              columns=["item_id"])["item_id"]
+        accepted = ctx.read_days(cat.CLEAN_EVENTS, ctx.lake.days(cat.CLEAN_EVENTS),
+                                 columns=["event_id"])["event_id"]
         verdicts = {}
         for name, session in (("polars", GxSession("polars")),
                               ("spark", GxSession("spark", spark=spark))):

@@ -15,6 +15,7 @@ from jobs.flow import run_flow
 from jobs.logs import get_logger
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, load_settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
 
@@ -22,7 +23,7 @@ log = get_logger("demo")
 
 DEMO_SPEC = GenerateSpec(n_users=600, n_items=400, n_days=35, start=date(2026, 10, 1),
                          events_per_day=1500, seed=7)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_settings(workdir: Path) -> Settings:
@@ -131,7 +132,7 @@ def report(settings: Settings, ds: date) -> str:
         "'cold_recall') order by metric, model", [ds])
     wide = metrics.pivot(on="model", index=["metric", "k"], values="value")
     summaries = {
-        name: ctx.lake.read_json("runs", ctx.part, f"{name}.json")
+        name: ctx.lake.read_dict(cat.SUMMARIES[name], ds=ds)
         for name in ("validate", "embed", "train", "publish")
     }
     v, e = summaries["validate"]["events"], summaries["embed"]

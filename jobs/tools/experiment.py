@@ -24,6 +24,7 @@ from jobs.context import RunContext
 from jobs.logs import get_logger
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
+from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, replace
 
 log = get_logger("experiment")
@@ -48,8 +49,8 @@ def _settings(base: Settings, root: Path, holdout: int, validation: int) -> Sett
 def land_and_validate(settings: Settings, days, label: str) -> list[date]:
     write_days(settings.raw_root, days, "parquet")
     ctx = RunContext(settings, date.max, "-")
-    landed = ctx.raw.partitions("events")
-    done = set(ctx.lake.partitions("clean", "events"))
+    landed = ctx.raw.days(cat.RAW_EVENTS)
+    done = set(ctx.lake.days(cat.CLEAN_EVENTS))
     started = time.perf_counter()
     for ds in landed:
         if ds not in done:
@@ -65,7 +66,7 @@ def evaluate_last_day(settings: Settings, last: date, label: str) -> pl.DataFram
             run_task(task, RunContext(settings, day, f"{label}__{day}"))
     ctx = RunContext(settings, last, f"{label}__{last}")
     run_task("evaluate", ctx)
-    return ctx.lake.read_parquet("runs", ctx.part, "metrics.parquet")
+    return ctx.lake.read(cat.METRICS, ds=last)
 
 
 def side_by_side(metrics: pl.DataFrame) -> pl.DataFrame:

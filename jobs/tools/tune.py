@@ -28,7 +28,7 @@ Objective: the hybrid's ``gate.metric@gate.k`` (NDCG@10 by default) on the targe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import optuna
 import polars as pl
 
 from jobs.context import RunContext
-from jobs.preconditions import require
+from pipelines.core import catalog as cat
 from pipelines.core.errors import TuneError
 from pipelines.core.settings import Settings, apply_overrides
 from pipelines.model.hybrid import AsOf, Trainer
@@ -94,14 +94,14 @@ def current_params(settings: Settings) -> dict[str, Any]:
 
 
 def load_inputs(ctx: RunContext) -> TuneInputs:
-    from jobs.hybrid_inputs import split, validation
+    from jobs.inputs import split, validation
     from pipelines.core.engines import open_engine
 
     # With ds aggregated, every daily summary of the windows below exists, so reading the
     # inputs writes nothing to the lake.
-    require(ctx, ("features", ctx.part, "interactions.parquet"), "aggregate")
+    ctx.lake.require(cat.INTERACTIONS, ds=ctx.ds)
     start = ctx.ds - timedelta(days=ctx.settings.hybrid.validation_days)
-    first = ctx.lake.partitions("clean", "events")
+    first = ctx.lake.days(cat.CLEAN_EVENTS)
     if not first or start < first[0]:
         raise TuneError(f"no clean events on or before {start} (ds - hybrid.validation_days)")
     with open_engine(ctx.settings) as engine:
@@ -123,16 +123,16 @@ def score(inputs: TuneInputs, settings: Settings, trainer: Trainer) -> dict[str,
 
 
 def objective(ctx: RunContext, inputs: TuneInputs) -> Callable[[optuna.Trial], float]:
-    from jobs.hybrid_inputs import open_trainer
+    from pipelines.model.trainers import open_trainer
 
     current = current_params(ctx.settings)
 
     def run(trial: optuna.Trial) -> float:
         params = {dim.key: dim.suggest(trial, current[dim.key]) for dim in SPACE}
-        trial_ctx = replace(ctx, settings=apply_overrides(ctx.settings, params))
+        settings = apply_overrides(ctx.settings, params)
         # The trainer takes the model settings when opened: one per trial.
-        with open_trainer(trial_ctx) as trainer:
-            values = score(inputs, trial_ctx.settings, trainer)
+        with open_trainer(settings) as trainer:
+            values = score(inputs, settings, trainer)
         trial.set_user_attr("popularity", values["popularity"])
         return values["hybrid"]
 
@@ -163,23 +163,13 @@ def run_study(ctx: RunContext, inputs: TuneInputs, n_trials: int,
     return study
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    raise TypeError(f"no TOML form for {value!r}")
-
-
 def to_toml(settings: Settings, comments: list[str]) -> str:
     """``[model]`` and ``[hybrid]`` of ``settings``, as ``load_settings`` reads them."""
-    lines = [f"# {c}" for c in comments]
-    for section in ("model", "hybrid"):
-        lines += ["", f"[{section}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in getattr(settings, section).model_dump().items()]
-    return "\n".join(lines) + "\n"
+    import tomli_w
+
+    header = "".join(f"# {c}\n" for c in comments)
+    return header + "\n" + tomli_w.dumps({section: getattr(settings, section).model_dump()
+                                          for section in ("model", "hybrid")})
 
 
 def tune(ctx: RunContext, n_trials: int = DEFAULT_TRIALS, timeout: float | None = None,

@@ -14,6 +14,7 @@ by others and only read.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import string
@@ -315,6 +316,11 @@ class Lake:
         if dataset.record:
             self._record(dataset, value, keys)
         return value
+
+    def sha256(self, dataset: Dataset, **keys: Any) -> str:
+        """The hex digest of one stored file's bytes (lineage of what a model read)."""
+        self._own(dataset)
+        return hashlib.sha256(self.store.read_bytes(*dataset.parts(**keys))).hexdigest()
 
     def read_file(self, dataset: Dataset, name: str, **keys: Any) -> bytes:
         """One file of a folder dataset."""

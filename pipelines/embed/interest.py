@@ -57,3 +57,13 @@ def update_interest(prev: pl.DataFrame, today: pl.DataFrame, alpha: float,
     })
     kept = prev.join(today.select("user_id"), on="user_id", how="anti")
     return pl.concat([kept.select(moved.columns).cast(moved.schema), moved]).sort("user_id")
+
+
+def starting_state(stored: pl.DataFrame | None, day: date | None, model: str,
+                   dim: int) -> tuple[pl.DataFrame, date | None]:
+    """The state a night moves from: the latest earlier day's (``stored``, written on
+    ``day``), or an empty one when there is none or it was built with another ``model``
+    (cosines mean nothing across models); the date is None when starting afresh."""
+    if stored is None or day is None or (stored.height and stored["model"][0] != model):
+        return empty_state(dim), None
+    return stored.drop("model"), day

@@ -18,7 +18,7 @@ from pipelines.core.settings import GateSettings
 
 
 @dataclass(frozen=True)
-class Verdict:
+class GateVerdict:
     passed: bool
     forced: bool
     reason: str
@@ -42,7 +42,7 @@ def lift(metrics: pl.DataFrame, cfg: GateSettings) -> float | None:
     return hybrid / popularity
 
 
-def judge(metrics: pl.DataFrame, previous: float | None, cfg: GateSettings) -> Verdict:
+def judge(metrics: pl.DataFrame, previous: float | None, cfg: GateSettings) -> GateVerdict:
     """``metrics``: this run's ``model, metric, k, value``; ``previous``: the lift of the last
     published run (None when nothing was published before or it was not evaluated)."""
     name = f"{cfg.metric}@{cfg.k}"
@@ -52,7 +52,7 @@ def judge(metrics: pl.DataFrame, previous: float | None, cfg: GateSettings) -> V
                                  ("lift", current), ("previous_lift", previous))
                if v is not None}
     if hybrid is None or popularity is None:
-        return Verdict(True, False, f"not evaluated (no held-out interactions): {name} "
+        return GateVerdict(True, False, f"not evaluated (no held-out interactions): {name} "
                                     "unknown, published unchecked", numbers)
     problems = []
     need = popularity * (1 + cfg.min_lift_over_popularity)
@@ -67,9 +67,9 @@ def judge(metrics: pl.DataFrame, previous: float | None, cfg: GateSettings) -> V
         against = f" (lift {current:.3f}" + (f", last published {previous:.3f})"
                                             if previous is not None else ")") \
             if current is not None else ""
-        return Verdict(True, False, f"hybrid {name} {hybrid:.4f} vs popularity "
+        return GateVerdict(True, False, f"hybrid {name} {hybrid:.4f} vs popularity "
                                     f"{popularity:.4f}{against}", numbers)
     reason = "; ".join(problems)
     if cfg.force_publish:
-        return Verdict(True, True, f"force_publish despite: {reason}", numbers)
-    return Verdict(False, False, reason, numbers)
+        return GateVerdict(True, True, f"force_publish despite: {reason}", numbers)
+    return GateVerdict(False, False, reason, numbers)

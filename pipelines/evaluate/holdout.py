@@ -11,7 +11,7 @@ from pipelines.embed.encoder import vector_matrix
 from pipelines.evaluate.metrics import METRICS, coverage_at_k, novelty_at_k, recall_at_k
 from pipelines.model.als import Factors
 from pipelines.model.hybrid import AsOf, Hybrid, Trainer, fit_hybrid
-from pipelines.serve.lists import als_lists, popularity_lists, popularity_ranking
+from pipelines.serve.lists import popularity_lists, popularity_ranking, top_n_lists
 
 
 def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Series,
@@ -47,17 +47,17 @@ def evaluation_lists(train: AsOf, validation: tuple[AsOf, pl.DataFrame] | None,
     ranking = popularity_ranking(train.items, None, k + int(longest_history))
     lists = {
         "popularity": popularity_lists(ranking, users, k, seen),
-        "als": als_lists(base.als, base.user_ids, base.als_item_ids, users, k, seen),
-        "als_content": als_lists(Factors(user=base.user_factors, item=base.item_factors),
+        "als": top_n_lists(base.als, base.user_ids, base.als_item_ids, users, k, seen),
+        "als_content": top_n_lists(Factors(user=base.user_factors, item=base.item_factors),
                                  base.user_ids, base.item_ids, users, k, seen),
     }
     if train.interest is not None and train.item_vectors.height:
         interest = train.interest.select("user_id", "vector").sort("user_id")
         vectors = Factors(user=vector_matrix(interest), item=base.item_vectors)
         embedded = train.item_vectors["item_id"]
-        lists["embedding"] = als_lists(vectors, interest["user_id"], base.item_ids, users, k,
+        lists["embedding"] = top_n_lists(vectors, interest["user_id"], base.item_ids, users, k,
                                        seen, available=embedded)
-    lists["hybrid"] = als_lists(hybrid.augmented(), base.user_ids, base.item_ids, users, k,
+    lists["hybrid"] = top_n_lists(hybrid.augmented(), base.user_ids, base.item_ids, users, k,
                                 seen)
     return lists, hybrid
 

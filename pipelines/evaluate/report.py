@@ -1,15 +1,16 @@
 """One self-contained HTML report per nightly run: header and gate verdict, quality curves,
 coverage and novelty, cold-item recall and data volumes.
 
-Pure: frames and dicts in, a string out. Plots are inline base64 PNGs and the CSS is inline, so
-the page needs no network; every string from the inputs is HTML-escaped. The same inputs give
-byte-identical output.
+Pure: frames and dicts in, a string out. The figures and the formatting of every number are
+here; the markup is the Jinja2 template ``templates/report.html.j2``, autoescaped, so every
+string from the inputs is HTML-escaped. Plots are inline base64 PNGs and the CSS is inline, so
+the page needs no network. The same inputs give byte-identical output.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import math
 import numbers
@@ -38,21 +39,6 @@ COLD_COLUMNS = ("model", "k", "cold_recall", "warm_recall", "n_cold_pairs", "n_w
 SKIPPED_KEYS = frozenset({"started_at", "finished_at", "ds", "run_id"})
 DPI = 100
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 80rem; color: #222; }
-h1 { margin-bottom: .3rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; }
-dl.meta { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
-dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; font-family: monospace; }
-.gate { padding: .6rem 1rem; border-radius: 4px; margin: 1rem 0; }
-.gate.pass { background: #e6f4ea; border: 1px solid #34a853; }
-.gate.fail { background: #fce8e6; border: 1px solid #d93025; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
-th, td { border: 1px solid #ddd; padding: .25rem .6rem; }
-th { background: #f4f4f4; } td { text-align: right; font-variant-numeric: tabular-nums; }
-td.label { text-align: left; font-family: monospace; }
-img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
-p.empty { color: #666; font-style: italic; }
-"""
 
 Values = dict[tuple[str, str, int], float]  # (model, metric, k) -> value, NaN when null
 
@@ -78,22 +64,46 @@ def render_report(ds: date, run_id: str, model_version: str | None,
     values = _values(metrics)
     # The caller's matplotlibrc must not change how (or whether identically) the plots render.
     with style.context("default"):
-        body = [
-            _header(ds, run_id, model_version, gate),
+        sections = [
             _quality_section(values),
             _bias_section(values),
             _cold_section(cold),
             _volumes_section(summaries),
         ]
-    title = f"Nightly run report {ds.isoformat()} ({run_id})"
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body) + "\n</body>\n</html>\n"
-    )
+    return _template().render(
+        title=f"Nightly run report {ds.isoformat()} ({run_id})", ds=ds.isoformat(),
+        meta=[("Date", ds.isoformat()), ("Run id", run_id),
+              ("Model version", model_version or "none")],
+        gate=_gate(gate) if gate is not None else None, sections=sections) + "\n"
+
+
+@functools.cache
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("pipelines.evaluate", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=False)
+    return env.get_template("report.html.j2")
 
 
 # --- inputs ----------------------------------------------------------------------------------
+
+def cold_table(metrics: pl.DataFrame, test_pairs: int, cold_test_pairs: int,
+               ) -> pl.DataFrame | None:
+    """``model, k, cold_recall, warm_recall, n_cold_pairs, n_warm_pairs`` from the metrics and
+    the holdout's size; None when the evaluation had no cold-item split."""
+    split = metrics.filter(pl.col("metric").is_in(["cold_recall", "warm_recall"]))
+    if not split.height:
+        return None
+    cold = (split.pivot(on="metric", index=["model", "k"], values="value")
+            .with_columns(pl.lit(cold_test_pairs, dtype=pl.Int64).alias("n_cold_pairs"),
+                          pl.lit(test_pairs - cold_test_pairs, dtype=pl.Int64)
+                          .alias("n_warm_pairs")))
+    if "cold_recall" not in cold.columns or "warm_recall" not in cold.columns:
+        return None
+    return cold
+
 
 def _require(frame: pl.DataFrame, columns: Sequence[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
@@ -129,10 +139,6 @@ def _ks(values: Values, metric: str) -> list[int]:
 
 # --- formatting ------------------------------------------------------------------------------
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def _mpl(text: str) -> str:
     """Literal text for matplotlib: a model called ``$x$`` must not be parsed as mathtext."""
     return text.replace("$", r"\$")
@@ -162,25 +168,27 @@ def _fmt_metric(value: float | None, digits: int = 4) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], labels: int = 1) -> str:
-    """An escaped table; the first ``labels`` columns are left-aligned text, the rest numbers."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(
-            f"<td class=\"label\">{_e(c)}</td>" if i < labels else f"<td>{_e(c)}</td>"
-            for i, c in enumerate(row)
-        ) + "</tr>\n"
-        for row in rows
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+# What the template shows: sections of parts (an image, a table, a note or an empty-state
+# sentence), every value already text.
+Part = dict[str, Any]
 
 
-def _section(anchor: str, title: str, *parts: str) -> str:
-    return f"<section id=\"{anchor}\">\n<h2>{_e(title)}</h2>\n" + "\n".join(parts) + "\n</section>"
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], labels: int = 1) -> Part:
+    """A table; the first ``labels`` columns are left-aligned text, the rest numbers."""
+    return {"kind": "table", "headers": [str(h) for h in headers],
+            "rows": [[str(c) for c in row] for row in rows], "labels": labels}
 
 
-def _empty(sentence: str) -> str:
-    return f"<p class=\"empty\">{_e(sentence)}</p>"
+def _section(anchor: str, title: str, *parts: Part) -> dict[str, Any]:
+    return {"anchor": anchor, "title": title, "parts": list(parts)}
+
+
+def _empty(sentence: str) -> Part:
+    return {"kind": "empty", "text": sentence}
+
+
+def _note(text: str) -> Part:
+    return {"kind": "note", "text": text}
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -192,15 +200,15 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _img(fig: Figure, alt: str) -> str:
+def _img(fig: Figure, alt: str) -> Part:
     buffer = io.BytesIO()
     try:
         # No Software/date text chunks, so equal inputs give byte-identical PNGs.
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     finally:
         fig.clear()
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"<img alt=\"{_e(alt)}\" src=\"data:image/png;base64,{data}\">"
+    return {"kind": "image", "alt": alt,
+            "data": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
 
 def _colors(models: Sequence[str]) -> dict[str, Any]:
@@ -282,34 +290,18 @@ def _nan(value: float | None) -> float:
 
 # --- sections --------------------------------------------------------------------------------
 
-def _header(ds: date, run_id: str, model_version: str | None, gate: dict | None) -> str:
-    meta = "".join(
-        f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>"
-        for label, value in (("Date", ds.isoformat()), ("Run id", run_id),
-                             ("Model version", model_version or "none"))
-    )
-    parts = [f"<header>\n<h1>Nightly run report: {_e(ds.isoformat())}</h1>",
-             f"<dl class=\"meta\">{meta}</dl>"]
-    if gate is not None:
-        parts.append(_gate(gate))
-    return "\n".join(parts) + "\n</header>"
-
-
-def _gate(gate: dict) -> str:
+def _gate(gate: dict) -> dict[str, Any]:
     passed = bool(gate["passed"])
     verdict = "passed" if passed else "failed"
     if gate.get("forced"):
         verdict += " (publication forced)"
-    reason = gate.get("reason") or ""
     numbers_ = gate.get("numbers") or {}
-    table = _table(["Number", "Value"], [(k, _fmt(v)) for k, v in numbers_.items()]) \
-        if numbers_ else ""
-    return (f"<div class=\"gate {'pass' if passed else 'fail'}\" id=\"gate\">"
-            f"<strong>Gate {_e(verdict)}</strong>"
-            + (f": {_e(reason)}" if reason else "") + f"\n{table}</div>")
+    return {"passed": passed, "verdict": verdict, "reason": str(gate.get("reason") or ""),
+            "numbers": _table(["Number", "Value"], [(k, _fmt(v)) for k, v in numbers_.items()])
+            if numbers_ else None}
 
 
-def _quality_section(values: Values) -> str:
+def _quality_section(values: Values) -> dict[str, Any]:
     if not values:
         return _section("quality", "Quality", _empty(
             "No evaluation metrics for this run: the models could not be evaluated tonight."))
@@ -326,19 +318,19 @@ def _quality_section(values: Values) -> str:
     return _section("quality", "Quality", figure, _table(["Metric", "K", *models], rows))
 
 
-def _bias_section(values: Values) -> str:
+def _bias_section(values: Values) -> dict[str, Any]:
     title = "Coverage and popularity bias"
     present = [m for m in BIAS_METRICS if m in _metrics(values)]
     if not present:
         return _section("bias", title, _empty(
             "No coverage or novelty metrics for this run."))
-    note = ("<p>Coverage: share of the catalog recommended in anyone's top K. Novelty: mean "
-            "self-information of the recommended items, in bits (higher = less popular).</p>")
+    note = _note("Coverage: share of the catalog recommended in anyone's top K. Novelty: mean "
+                 "self-information of the recommended items, in bits (higher = less popular).")
     return _section("bias", title, note, _img(_bias_figure(values, present, _models(values)),
                                               "Coverage and novelty per model at the largest K"))
 
 
-def _cold_section(cold: pl.DataFrame | None) -> str:
+def _cold_section(cold: pl.DataFrame | None) -> dict[str, Any]:
     title = "Cold items"
     if cold is None or cold.is_empty():
         return _section("cold", title, _empty(
@@ -368,7 +360,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from _flatten(sub, f"{prefix}.{key}" if prefix else str(key))
 
 
-def _volumes_section(summaries: dict[str, dict]) -> str:
+def _volumes_section(summaries: dict[str, dict]) -> dict[str, Any]:
     rows = [(task, key, _fmt(value))
             for task, summary in summaries.items()
             for key, value in _flatten(summary)]

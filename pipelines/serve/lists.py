@@ -1,4 +1,5 @@
-"""Recommendation lists as frames: ALS scores and popularity, excluding what users have seen."""
+"""Ranked lists as frames: the top N of any dot-product model (ALS, the embedding model, the
+hybrid's fused scores) and of popularity, excluding what users have seen."""
 
 from __future__ import annotations
 
@@ -96,10 +97,10 @@ class Rerank:
                    categories=codes, max_per_category=serve.max_per_category or None)
 
 
-def als_lists(factors: Factors, model_users: pl.Series, model_items: pl.Series,
-              users: pl.Series, n: int, seen: pl.DataFrame | None,
-              available: pl.Series | None = None, *, memory_mb: float = 512,
-              device: str = "cpu", rerank: Rerank | None = None) -> pl.DataFrame:
+def top_n_lists(factors: Factors, model_users: pl.Series, model_items: pl.Series,
+                users: pl.Series, n: int, seen: pl.DataFrame | None,
+                available: pl.Series | None = None, *, memory_mb: float = 512,
+                device: str = "cpu", rerank: Rerank | None = None) -> pl.DataFrame:
     """Top-n lists from dot-product scores for ``users`` (those unknown to the model get none).
 
     ``model_users`` / ``model_items``: the ids of the factor rows; ``available``: item ids that

@@ -1,7 +1,8 @@
-"""Reading and writing the raw-input files (Parquet, CSV, JSON lines) of one partition.
+"""Parsing and writing the raw-input files (Parquet, CSV, JSON lines) of one partition.
 
-Readers return every column as text, so that the validator can give a verdict per value
-instead of failing on the first bad cast.
+Bytes in, frames out (and back): the task reads and writes the files. Parsers return every
+column as text, so that the validator can give a verdict per value instead of failing on the
+first bad cast.
 """
 
 from __future__ import annotations
@@ -9,13 +10,11 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
 
 import polars as pl
 
 from pipelines.core.contracts import RAW_FORMATS
 from pipelines.core.errors import RawFileError
-from pipelines.core.storage import Store, partition
 
 
 def raw_format(name: str) -> str | None:
@@ -25,9 +24,9 @@ def raw_format(name: str) -> str | None:
     return None
 
 
-def list_raw_files(store: Store, kind: str, ds: date) -> list[str]:
-    """Data files of a raw partition (hidden files and unknown extensions are ignored)."""
-    names = store.listdir(kind, partition(ds))
+def data_files(names: list[str]) -> list[str]:
+    """The data files among a raw partition's names (hidden files and unknown extensions are
+    ignored)."""
     return [n for n in names if not n.startswith((".", "_")) and raw_format(n)]
 
 
@@ -95,11 +94,9 @@ def _json_lines(text: str, url: str) -> pl.DataFrame:
                         schema={c: pl.String for c in columns})
 
 
-def read_raw_file(store: Store, kind: str, ds: date, name: str) -> RawFile:
+def parse_raw_file(url: str, data: bytes) -> RawFile:
     """One raw file as text columns; raises RawFileError naming the file when it is unusable."""
-    url = store.url(kind, partition(ds), name)
-    data = store.read_bytes(kind, partition(ds), name)
-    fmt = raw_format(name)
+    fmt = raw_format(url)
     try:
         if fmt == "parquet":
             native = pl.read_parquet(io.BytesIO(data))
@@ -119,20 +116,19 @@ def read_raw_file(store: Store, kind: str, ds: date, name: str) -> RawFile:
     return RawFile(url, fmt, frame, {c: "String" for c in frame.columns})
 
 
-def write_raw_file(store: Store, kind: str, ds: date, df: pl.DataFrame, fmt: str = "parquet",
-                   name: str = "part-0") -> None:
-    """Write one raw file in the contract layout (used by the generator and the importers)."""
-    parts = (kind, partition(ds))
+def raw_file_bytes(df: pl.DataFrame, fmt: str = "parquet") -> tuple[str, bytes]:
+    """One raw file in the contract's formats (for the generator and the importers): its
+    extension and its bytes."""
     if fmt == "parquet":
-        store.write_parquet(df, *parts, f"{name}.parquet")
-        return
-    text_df = _as_text(df, store.url(*parts))
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        return ".parquet", buf.getvalue()
+    text_df = _as_text(df, f"a {fmt} file")
     buf = io.BytesIO()
     if fmt == "csv":
         text_df.write_csv(buf)
-        store.write_bytes(buf.getvalue(), *parts, f"{name}.csv")
-    elif fmt == "jsonl":
+        return ".csv", buf.getvalue()
+    if fmt == "jsonl":
         text_df.write_ndjson(buf)
-        store.write_bytes(buf.getvalue(), *parts, f"{name}.jsonl")
-    else:
-        raise ValueError(f"unknown raw format {fmt!r}; expected parquet, csv or jsonl")
+        return ".jsonl", buf.getvalue()
+    raise ValueError(f"unknown raw format {fmt!r}; expected parquet, csv or jsonl")

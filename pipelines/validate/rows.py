@@ -31,7 +31,7 @@ ROW = "_row"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class RowVerdict:
     clean: pl.DataFrame        # contract columns, contract types
     quarantine: pl.DataFrame   # the raw text columns, the source file and the reasons
     n_raw: int
@@ -193,7 +193,7 @@ def reasons_by_row(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -
     )
 
 
-def events_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> Verdict:
+def events_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> RowVerdict:
     """Clean rows, quarantined rows (with reasons) and duplicates of one day's events.
 
     A row whose only failure is a re-delivery of an already accepted event is a duplicate; so is
@@ -222,10 +222,10 @@ def events_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -
         .select([*EVENT_COLUMNS, MALFORMED, SOURCE, pl.col(REASONS).list.join(",")])
     )
     n_dup = quarantine.filter(pl.col(REASONS) == DUPLICATE).height
-    return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=n_dup)
+    return RowVerdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=n_dup)
 
 
-def items_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> Verdict:
+def items_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) -> RowVerdict:
     judged = prepared.with_columns(reasons_by_row(prepared, outcomes))
     is_clean = pl.col(REASONS).list.len() == 0
     clean = judged.filter(is_clean).sort(ROW).select(
@@ -236,11 +236,11 @@ def items_verdict(prepared: pl.DataFrame, outcomes: list[ExpectationOutcome]) ->
     quarantine = judged.filter(~is_clean).sort(ROW).select(
         [*ITEM_COLUMNS, MALFORMED, SOURCE, pl.col(REASONS).list.join(",")]
     )
-    return Verdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=0)
+    return RowVerdict(clean=clean, quarantine=quarantine, n_raw=prepared.height, n_duplicates=0)
 
 
 def validate_items(raw: pl.DataFrame, ds: date, session: GxSession | None = None) -> tuple[
-        Verdict, list[ExpectationOutcome]]:
+        RowVerdict, list[ExpectationOutcome]]:
     """Verdicts for one day's catalog rows, with the suite's outcomes."""
     session = session or GxSession()
     prepared = prepare_items(raw)
@@ -250,7 +250,7 @@ def validate_items(raw: pl.DataFrame, ds: date, session: GxSession | None = None
 
 def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
                     accepted_ids: pl.Series, cfg: ValidateSettings,
-                    session: GxSession | None = None) -> tuple[Verdict, list[ExpectationOutcome]]:
+                    session: GxSession | None = None) -> tuple[RowVerdict, list[ExpectationOutcome]]:
     """Verdicts for one day's events (``raw``: text columns from ``concat_files``)."""
     session = session or GxSession()
     prepared = prepare_events(raw, catalog_ids, accepted_ids)

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.contracts import METRIC_SCHEMA
+from pipelines.core.errors import WarehouseLocked
 from pipelines.core.failpoints import failpoint
 from pipelines.warehouse import (
     TABLE_COLUMNS,
@@ -61,8 +62,11 @@ class DuckDBWarehouse:
                 con = duckdb.connect(self.path, read_only=read_only)
                 break
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                if "lock" not in str(e).lower():
                     raise
+                if time.monotonic() > deadline:
+                    raise WarehouseLocked(f"{self.path} stayed locked by another process for "
+                                          f"{self.lock_timeout_s:g} s: {e}") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:

@@ -1,0 +1,105 @@
+"""embed: item texts and user-history texts into vectors, and the user-interest memory.
+
+Reads the catalog, the clean events of the history window, the embedding cache of the encoder
+and the latest earlier interest memory; writes ``embeddings/{items,users}/ds=D``, the texts it
+embedded tonight to ``embeddings/cache/<model>/ds=D`` and ``embeddings/interest/ds=D``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from jobs.context import RunContext
+from jobs.logs import get_logger
+from pipelines.core import catalog as cat
+from pipelines.core.failpoints import failpoint
+from pipelines.embed import cache
+
+if TYPE_CHECKING:
+    from pipelines.embed.encoder import Encoder
+
+log = get_logger("tasks")
+
+VECTORS = {"items": cat.ITEM_VECTORS, "users": cat.USER_VECTORS}
+
+
+def run(ctx: RunContext) -> dict:
+    from pipelines.embed.encoder import Encoder
+
+    started = time.perf_counter()
+    ctx.lake.require(cat.USER_FEATURES, ds=ctx.ds)
+    cfg = ctx.settings.embed
+    encoder = Encoder.load(cfg, ctx.settings.device)
+    texts = cache.day_texts(encoder, ctx.catalog(),
+                            ctx.clean_events(ctx.settings.features.history_days), cfg)
+    key = encoder.cache_key
+    cache_days = [d for d in ctx.lake.days(cat.EMBED_CACHE, model=key) if d <= ctx.ds]
+    cached = ctx.read_days(cat.EMBED_CACHE, cache_days, model=key)
+    cached = (cached if cached is not None else cache.empty_cache(encoder.dim)).unique(
+        "text_hash", keep="first", maintain_order=True)
+    missing = cache.to_embed(texts, cached)
+    log.info("%d distinct texts to embed on %s (%s)", missing.height, encoder.device,
+             encoder.precision)
+    fresh = _encode(ctx, encoder, missing)
+    vectors = cache.vectors(texts, pl.concat([cached, fresh]), key)
+    counts = {}
+    for kind, frame in vectors.items():
+        ctx.lake.write(VECTORS[kind], frame, ds=ctx.ds)
+        counts[kind] = cache.counts(texts[kind], missing)
+        failpoint("embed:vectors")
+    # A rerun of this ds finds its own entries cached and embeds nothing: keep them, rather
+    # than overwrite the day's cache partition with an empty one.
+    if fresh.height or not ctx.lake.exists(cat.EMBED_CACHE, model=key, ds=ctx.ds):
+        ctx.lake.write(cat.EMBED_CACHE, fresh, model=key, ds=ctx.ds)
+    interest = _update_interest(ctx, vectors["users"], key)
+    return ctx.summary("embed", model=key, device=encoder.device,
+                       precision=encoder.precision, batch_size=encoder.batch_size,
+                       shards=cfg.shards, **counts, interest=interest,
+                       seconds=time.perf_counter() - started)
+
+
+def _encode(ctx: RunContext, encoder: Encoder, texts: pl.DataFrame) -> pl.DataFrame:
+    """``text_hash, vector`` for ``texts``: in this process, or in shards on Dask workers."""
+    from pipelines.embed.encoder import vectors_frame
+
+    shards = ctx.settings.embed.shards
+    if shards == 1 or texts.height < 2:
+        return vectors_frame(texts["text_hash"], encoder.encode(texts["text"].to_list()))
+    from pipelines.embed.shards import embedding_client, encode_sharded
+
+    with embedding_client(ctx.settings.dask, encoder.device) as client:
+        vecs = encode_sharded(client, texts["text"].to_list(), ctx.settings.embed,
+                              encoder.device, shards, encoder.dim)
+    return vectors_frame(texts["text_hash"], vecs)
+
+
+def _update_interest(ctx: RunContext, history: pl.DataFrame, model: str) -> dict:
+    """The interest memory after ``ds`` from the state of the latest earlier day.
+
+    Users with events after that day (on ``ds`` when nights are consecutive; a skipped night's
+    users too) move towards today's history vector. With no earlier state (the first run, or a
+    new model) every user with a history starts at it.
+    """
+    from pipelines.embed.interest import starting_state, update_interest
+
+    earlier = [d for d in ctx.lake.days(cat.INTEREST) if d < ctx.ds]
+    day = earlier[-1] if earlier else None
+    stored = ctx.lake.read(cat.INTEREST, ds=day) if day else None
+    prev, since = starting_state(stored, day, model, history.schema["vector"].size)
+    if stored is not None and since is None:
+        log.warning("interest memory of %s was built with %s, not %s: it starts afresh",
+                    day, stored["model"][0], model)
+    if since is None:
+        today = history.select("user_id", "vector")
+    else:
+        days = [d for d in ctx.lake.days(cat.CLEAN_EVENTS) if since < d <= ctx.ds]
+        active = ctx.read_days(cat.CLEAN_EVENTS, days, columns=["user_id"])["user_id"]
+        today = history.filter(pl.col("user_id").is_in(active.unique().implode())).select(
+            "user_id", "vector")
+    state = update_interest(prev, today, ctx.settings.embed.interest_alpha, ctx.ds)
+    ctx.lake.write(cat.INTEREST, state.with_columns(pl.lit(model).alias("model")), ds=ctx.ds)
+    return {"users": state.height, "updated": today.height,
+            "from": since.isoformat() if since else None}

@@ -1,9 +1,9 @@
-"""Shared fixtures: a workspace with synthetic raw logs, settings pointing at it, shared data."""
+"""Session fixtures: generated workspaces before and after two nights, MovieLens 100K validated,
+and warehouses on both backends (helpers are in ``tests.support``)."""
 
 from __future__ import annotations
 
-import shutil
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,65 +12,18 @@ from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
 from pipelines.core import catalog as cat
-from pipelines.core.settings import Settings, replace
-from pipelines.datasets.generate import GenerateSpec, generate
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-SMALL_SPEC = GenerateSpec(n_users=150, n_items=120, n_days=14, start=date(2026, 10, 1),
-                          events_per_day=400, seed=11)
-
-
-def shared_dataset(name: str) -> Path:
-    """A dataset under ../shared/data, or a skip saying why it is absent."""
-    folder = SHARED_DATA / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found: the shared datasets are not beside this clone")
-    return folder
-
-
-def make_settings(root: Path) -> Settings:
-    return replace(
-        Settings(),
-        raw_root=str(root / "raw"),
-        lake_root=str(root / "lake"),
-        warehouse=f"duckdb:///{root / 'warehouse.duckdb'}",
-        device="cpu",
-    )
-
-
-def without_docs(settings: Settings) -> Settings:
-    return replace(settings, validate=replace(settings.validate, data_docs=False))
-
-
-def prepare_history(settings: Settings, spec: GenerateSpec, first_nightly: date) -> None:
-    """Write the raw logs and validate every day before the first nightly run (without Data
-    Docs: nothing reads them, and they are 40 % of validating a small day)."""
-    write_days(settings.raw_root, generate(spec), "parquet")
-    settings = without_docs(settings)
-    day = spec.start
-    while day < first_nightly:
-        run_task("validate", RunContext(settings, day, default_run_id(day)))
-        day += timedelta(days=1)
-
-
-@pytest.fixture(scope="session")
-def small_spec() -> GenerateSpec:
-    return SMALL_SPEC
-
-
-SMALL_LAST = SMALL_SPEC.start + timedelta(days=SMALL_SPEC.n_days - 1)
-
-
-def recs_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """``recs ARGS`` with the stores of ``settings`` in its environment."""
-    from jobs.cli import main
-
-    monkeypatch.setenv("RECS_RAW_ROOT", settings.raw_root)
-    monkeypatch.setenv("RECS_LAKE_ROOT", settings.lake_root)
-    monkeypatch.setenv("RECS_WAREHOUSE", settings.warehouse)
-    monkeypatch.setenv("RECS_DEVICE", "cpu")
-    return main(list(args))
+from tests.support.workspace import (
+    ML100K_LAST_DAY,
+    SMALL_LAST,
+    SMALL_SPEC,
+    copy_workspace,
+    make_settings,
+    movielens_settings,
+    prepare_history,
+    recs_cli,
+    shared_dataset,
+    without_docs,
+)
 
 
 @pytest.fixture(scope="session")
@@ -91,24 +44,6 @@ def two_nights(tmp_path_factory: pytest.TempPathFactory, before_two_nights: Path
         for ds in (SMALL_LAST - timedelta(days=1), SMALL_LAST):
             assert recs_cli(settings, mp, "run", "--ds", ds.isoformat()) == 0
     return root
-
-
-def copy_workspace(src: Path, dst: Path) -> Settings:
-    shutil.copytree(src, dst)
-    return make_settings(dst)
-
-
-ML100K_LAST_DAY = date(1998, 4, 22)
-
-
-def movielens_settings(root: Path) -> Settings:
-    base = make_settings(root)
-    # MovieLens days swing far more than a production stream: take every day as it is. Its
-    # last days are thin (849 ratings in the last 3), so hold out two weeks, as
-    # `recs experiment movielens` does.
-    return replace(base, validate=replace(base.validate, accept_anomalies=True),
-                   eval=replace(base.eval, holdout_days=14),
-                   hybrid=replace(base.hybrid, validation_days=7))
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,2 @@
-"""Operator tools beside the nightly tasks: the demo, hyper-parameter tuning, offline experiments."""
+"""Operator tools beside the nightly tasks: the demo, hyper-parameter tuning and offline
+experiments."""

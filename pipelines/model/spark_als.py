@@ -1,4 +1,5 @@
-"""Implicit-feedback ALS on Spark MLlib, behind the interface of :func:`pipelines.model.als.fit_als`.
+"""Implicit-feedback ALS on Spark MLlib, behind the interface of
+:func:`pipelines.model.als.fit_als`.
 
 The two trainers take the same ``InteractionMatrix`` and ``ModelSettings`` and return the same
 ``Factors``, so recommending, evaluating and publishing do not care which one ran. Their losses

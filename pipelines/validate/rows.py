@@ -1,10 +1,10 @@
 """Row-level verdicts for one day of raw events and catalog rows.
 
 The raw text is *prepared* (blank keys to nulls, typed and looked-up columns), the expectation
-suites of ``pipelines.validate.expectations`` run on it with Great Expectations, and every raw row ends in
-exactly one of: clean, quarantined (with the expectations it failed) or duplicate (a re-delivered
-``event_id``). Structural problems that make a whole file unusable (a missing required column)
-raise ``RawFileError`` naming the file and the column.
+suites of ``pipelines.validate.expectations`` run on it with Great Expectations, and every raw
+row ends in exactly one of: clean, quarantined (with the expectations it failed) or duplicate (a
+re-delivered ``event_id``). Structural problems that make a whole file unusable (a missing
+required column) raise ``RawFileError`` naming the file and the column.
 """
 
 from __future__ import annotations
@@ -250,7 +250,8 @@ def validate_items(raw: pl.DataFrame, ds: date, session: GxSession | None = None
 
 def validate_events(raw: pl.DataFrame, ds: date, catalog_ids: pl.Series,
                     accepted_ids: pl.Series, cfg: ValidateSettings,
-                    session: GxSession | None = None) -> tuple[RowVerdict, list[ExpectationOutcome]]:
+                    session: GxSession | None = None,
+                    ) -> tuple[RowVerdict, list[ExpectationOutcome]]:
     """Verdicts for one day's events (``raw``: text columns from ``concat_files``)."""
     session = session or GxSession()
     prepared = prepare_events(raw, catalog_ids, accepted_ids)

@@ -180,6 +180,12 @@ def _nights(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _rank(args: argparse.Namespace) -> list[dict]:
+    from benchmarks.rank import bench_rank
+
+    return bench_rank(args.scales[-1], args.days, args.repeat)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "validate": lambda a: bench_validate(a.events, a.repeat),
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
@@ -190,6 +196,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "score": _score,
     "load": _load,
     "night": _nights,
+    "rank": _rank,
 }
 
 # What each step compares with, for the report.
@@ -217,6 +224,10 @@ NOTES = {
     "load": "Recommendation rows into each warehouse. Peer: `executemany` on the same "
             "connection; `ratio_to_peer` = rows/s over executemany's. Floor (PostgreSQL): "
             "COPY of pre-encoded bytes; `share_of_floor` = the publish path's rows/s over it.",
+    "rank": "The published lists of every user of the largest night scale, on the model of "
+            "its night before. Peer: ALS top-N (one product and a partial sort per block); "
+            "`ratio_to_peer` = seconds / ALS's. Floor: every generator's scores for those "
+            "users, nothing ranked; `share_of_floor` = the floor's seconds / the ranker's.",
     "night": "A whole night (the previous night already ran, so caches are warm), each task "
              "as `recs task` in its own process as under Airflow: seconds include starting "
              "Python and importing the stack; memory is the task process's peak RSS.",

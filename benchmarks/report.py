@@ -12,9 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Column order of the tables; a step shows the columns it has.
-COLUMNS = ["what", "what_of", "events", "history_days", "rows", "seconds", "rows_per_s",
-           "users_per_s", "texts_per_s", "peak_mib", "ndcg_at_10", "padding",
-           "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
+COLUMNS = ["what", "what_of", "events", "history_days", "rows", "users", "items", "seconds",
+           "rows_per_s", "users_per_s", "ms_per_1000_users", "texts_per_s", "peak_mib",
+           "ndcg_at_10", "padding", "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
 
 
 def hardware() -> str:

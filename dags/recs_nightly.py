@@ -4,10 +4,11 @@
 Turns the day's raw interaction logs into precomputed top-N recommendations in the warehouse
 (`recs.recommendations_current`). Each task is a one-line call into `jobs/`.
 
-wait_for_raw → validate → aggregate → embed → train → precompute (one mapped task per user
-shard) → publish, with evaluate (on the held-out days before `ds`) feeding publish's quality
-gate. Every task works on the run's `ds` only, so a rerun or a backfill of a date replaces that
-date's results.
+wait_for_raw → validate → aggregate → embed → train → evaluate → precompute (one mapped task
+per user shard) → publish. `evaluate` scores the ranker and every baseline on the held-out days
+before `ds` and decides which model's lists go out; `precompute` scores that model. Every task
+works on the run's `ds` only, so a rerun or a backfill of a date replaces that date's results.
+Each task runs `jobs/tasks/<task>.py`, which calls its stage in `pipelines/<stage>/`.
 
 - **Schedule**: daily at 00:00 UTC (`RECS_SCHEDULE`); the run for `ds` starts once that day
   has closed, and `wait_for_raw` waits up to 6 h for `raw/events/ds=<ds>/` to land.
@@ -146,13 +147,13 @@ def recs_nightly():
         return publish_asset(context, RECOMMENDATIONS)
 
     checked = wait_for_raw() >> validate()
-    features = aggregate()
     # One mapped precompute task per user shard; publish waits for all of them.
     planned = shards()
     scored = precompute.expand(shard=planned)
-    # The hybrid needs the day's item vectors and interest memory.
-    checked >> features >> embed() >> train() >> planned
-    [scored, checked >> evaluate()] >> publish()
+    # The models need the day's item vectors and interest memory; precompute scores the
+    # model the evaluation chose.
+    checked >> aggregate() >> embed() >> train() >> evaluate() >> planned
+    scored >> publish()
 
 
 recs_nightly()

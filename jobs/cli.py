@@ -120,8 +120,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir.replace("<dataset>", args.dataset))
     table = run_experiment(args.dataset, workdir, _settings(args), Path(args.folder),
-                           args.holdout_days, args.validation_days)
-    with pl.Config(tbl_rows=100, tbl_width_chars=200, float_precision=4,
+                           args.cutoff or None)
+    with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=250, float_precision=4,
                    tbl_hide_dataframe_shape=True):
         print(table)
     return 0
@@ -183,25 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each night through `airflow dags test` (default: in process)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("experiment", help="compare every model on a public dataset")
+    p = sub.add_parser("experiment",
+                       help="the published lists against every baseline on a public dataset")
     p.add_argument("dataset", choices=["movielens", "amazon"])
-    p.add_argument("folder", help="ml-100k folder, or the amazon-scientific folder")
+    p.add_argument("folder", help="ml-100k or ml-latest-small folder, or amazon-scientific")
     p.add_argument("--workdir", default="experiments/<dataset>",
                    help="where its raw days, lake and warehouse go")
-    p.add_argument("--holdout-days", type=int, help="days held out (movielens 14, amazon 1)")
-    p.add_argument("--validation-days", type=int,
-                   help="days before the cut-off that fit the fusion (movielens 7, amazon 1)")
+    p.add_argument("--cutoff", type=_date, action="append",
+                   help="movielens: a cut-off day (repeatable; default: every month end with "
+                        "60 days before it and 30 after)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("config", help="the effective settings as TOML, or their JSON schema")
     p.add_argument("--schema", action="store_true", help="print the settings' JSON schema")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("tune", help="search ALS and fusion settings on the days before --ds")
+    p = sub.add_parser("tune", help="search ALS and ranker settings on the days before --ds")
     p.add_argument("--ds", type=_date, required=True,
                    help="last day the search may read; its new pairs are the target")
     p.add_argument("--trials", type=int, default=20, help="trials, the current config first")
-    p.add_argument("--out", help="TOML file for the best [model] and [hybrid] "
+    p.add_argument("--out", help="TOML file for the best [model] and [ranker] "
                                  "(default: tuned-<ds>.toml)")
     p.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     p.set_defaults(func=cmd_tune)

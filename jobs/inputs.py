@@ -1,9 +1,12 @@
 """The models' inputs as of any day, read from the lake (train, evaluate and tune share them).
 
 Whatever is read for day ``X`` was knowable at the end of ``X``: features merged from the daily
-summaries up to ``X``, the catalog as of ``X``, and the embeddings and interest memory of the
-latest partition ``<= X``. So the evaluation's cut-off and the fusion's validation split see the
-past exactly as a nightly run on that day would have.
+summaries up to ``X``, the catalog as of ``X``, and the interest memory of the latest partition
+``<= X``. So the evaluation's cut-off and the ranker's training days see the users' past exactly
+as a nightly run on that day would have. Item embeddings are the exception: an item's text is
+not what its users did, so the days a model for ``D`` is trained or judged on read the vectors
+of the latest partition ``<= D`` for the items of their own catalog, and a lake whose first
+embeddings are from ``D`` judges the same content-aware model that ``D`` publishes.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from jobs.tasks.aggregate import features_for
 from pipelines.core import catalog as cat
 from pipelines.core.engines import Engine
 from pipelines.evaluate.holdout import holdout_truth
-from pipelines.model.hybrid import AsOf
+from pipelines.model.retrieval import AsOf
 
-log = get_logger("hybrid")
+log = get_logger("inputs")
 
 
 def _latest(ctx: RunContext, day: date, dataset: cat.Dataset) -> date | None:
@@ -28,17 +31,21 @@ def _latest(ctx: RunContext, day: date, dataset: cat.Dataset) -> date | None:
     return days[-1] if days else None
 
 
-def as_of(ctx: RunContext, engine: Engine, day: date) -> AsOf:
+def as_of(ctx: RunContext, engine: Engine, day: date, vectors_as_of: date | None = None,
+          ) -> AsOf:
+    """The models' inputs at the end of ``day``; item embeddings from the latest partition
+    on or before ``vectors_as_of`` (default ``day``): an item's text is not what its users
+    did, so a training day may use the embeddings of the day the model is trained for."""
     feats = features_for(ctx, engine, day)
-    catalog = ctx.at(day).catalog()["item_id"]
-    item_day = _latest(ctx, day, cat.ITEM_VECTORS)
+    catalog = ctx.at(day).catalog()
+    item_day = _latest(ctx, vectors_as_of or day, cat.ITEM_VECTORS)
     vectors = pl.DataFrame(schema={"item_id": pl.String, "vector": pl.Array(pl.Float32, 0)})
     model = None
     if item_day is not None:
         stored = ctx.lake.read(cat.ITEM_VECTORS, ds=item_day)
         model = stored["model"][0] if stored.height else None
         vectors = (stored.select("item_id", "vector")
-                   .filter(pl.col("item_id").is_in(catalog.implode())))
+                   .filter(pl.col("item_id").is_in(catalog["item_id"].implode())))
     interest_day = _latest(ctx, day, cat.INTEREST)
     interest = None
     if interest_day is not None:
@@ -51,8 +58,9 @@ def as_of(ctx: RunContext, engine: Engine, day: date) -> AsOf:
                         "vectors of %s: not used", interest_day, item_day)
     log.info("inputs as of %s: %d interactions, item vectors of %s, interest memory of %s",
              day, feats["interactions"].height, item_day, interest_day)
-    return AsOf(interactions=feats["interactions"], items=feats["items"], users=feats["users"],
-                item_vectors=vectors, interest=interest)
+    return AsOf(day=day, interactions=feats["interactions"], items=feats["items"],
+                users=feats["users"], item_vectors=vectors, interest=interest,
+                categories=catalog.select("item_id", "category"))
 
 
 def recommendable(asof: AsOf) -> pl.Series:
@@ -60,12 +68,12 @@ def recommendable(asof: AsOf) -> pl.Series:
     return pl.concat([asof.interactions["item_id"], asof.item_vectors["item_id"]]).unique()
 
 
-def split(ctx: RunContext, engine: Engine, day: date,
-          days_after: int) -> tuple[AsOf, pl.DataFrame]:
+def split(ctx: RunContext, engine: Engine, day: date, days_after: int,
+          vectors_as_of: date | None = None) -> tuple[AsOf, pl.DataFrame]:
     """The inputs as of ``day - days_after`` and the new positive pairs of the days after it,
     up to ``day``."""
     start = day - timedelta(days=days_after)
-    train = as_of(ctx, engine, start)
+    train = as_of(ctx, engine, start, vectors_as_of)
     test_days = [d for d in ctx.lake.days(cat.CLEAN_EVENTS) if start < d <= day]
     events = ctx.read_days(cat.CLEAN_EVENTS, test_days)
     if events is None:
@@ -73,12 +81,44 @@ def split(ctx: RunContext, engine: Engine, day: date,
     return train, holdout_truth(events, train.interactions, recommendable(train), ctx.settings)
 
 
-def validation(ctx: RunContext, engine: Engine, day: date) -> tuple[AsOf, pl.DataFrame] | None:
-    """The fusion's validation split for a model as of ``day``, or None with nothing in it."""
+def ranker_splits(ctx: RunContext, engine: Engine, day: date, vectors_as_of: date | None = None,
+                  ) -> list[tuple[AsOf, pl.DataFrame]]:
+    """The ranker's training days for a model as of ``day``: ``day - label_days``, then
+    ``split_step_days`` apart, each with the new positive pairs of the ``label_days`` after it
+    (days before the first clean partition, or without any pair, are skipped); item vectors as
+    of ``vectors_as_of`` (default ``day``)."""
+    cfg = ctx.settings.ranker
     days = ctx.lake.days(cat.CLEAN_EVENTS)
-    start = day - timedelta(days=ctx.settings.hybrid.validation_days)
-    if not days or start < days[0]:
-        log.warning("no history before %s for a validation split: fusion ranks by ALS", start)
-        return None
-    train, truth = split(ctx, engine, day, ctx.settings.hybrid.validation_days)
-    return (train, truth) if truth.height else None
+    out = []
+    for j in range(cfg.splits):
+        start = day - timedelta(days=cfg.label_days + j * cfg.split_step_days)
+        if not days or start < days[0]:
+            break
+        train, truth = split(ctx, engine, start + timedelta(days=cfg.label_days),
+                             cfg.label_days, vectors_as_of=vectors_as_of or day)
+        if truth.height:
+            out.append((train, truth))
+    if not out:
+        log.warning("no training day for the ranker before %s: it is not trained", day)
+    return out
+
+
+def holdout(ctx: RunContext, engine: Engine) -> tuple[int, AsOf, pl.DataFrame] | None:
+    """The evaluation's holdout: its length in days, the inputs at its cut-off and its new
+    positive pairs. It starts at ``eval.holdout_days`` and widens by as much again until it
+    holds ``min_test_users`` test users or reaches ``max_holdout_days`` (or the first clean
+    day); None when no cut-off has clean days before it."""
+    cfg = ctx.settings.eval
+    days = ctx.lake.days(cat.CLEAN_EVENTS)
+    chosen = None
+    h = cfg.holdout_days
+    while h <= cfg.max_holdout_days:
+        cutoff = ctx.ds - timedelta(days=h)
+        if not days or cutoff < days[0]:
+            break
+        train, truth = split(ctx, engine, ctx.ds, h, vectors_as_of=ctx.ds)
+        chosen = (h, train, truth)
+        if truth["user_id"].n_unique() >= cfg.min_test_users:
+            break
+        h += cfg.holdout_days
+    return chosen

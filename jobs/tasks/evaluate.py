@@ -1,8 +1,12 @@
-"""evaluate: every model fitted on what was known at the end of ``ds - holdout_days`` and
-scored on the new interactions of the days after, up to ``ds``.
+"""evaluate: the candidates (the ranker, with and without exploration slots) and every
+baseline, fitted on what was known at a cut-off before ``ds`` and scored on the new
+interactions of the days after it; then the decision of which model's lists the night
+publishes.
 
-Reads the features, embeddings and clean events of those days (merging features that were
-never aggregated); writes ``runs/ds=D/metrics.{parquet,json}`` for publish's quality gate.
+Reads the features, embeddings and clean events of the holdout and of the ranker's training
+days before its cut-off (merging features that were never aggregated) and the lift of the
+candidate the last run published; writes ``runs/ds=D/metrics.{parquet,json}``,
+``runs/ds=D/lifts.parquet`` and ``runs/ds=D/decision.json``.
 """
 
 from __future__ import annotations
@@ -22,38 +26,69 @@ log = get_logger("tasks")
 
 
 def run(ctx: RunContext) -> dict:
-    from jobs.inputs import recommendable, split, validation
-    from pipelines.core.engines import open_engine
-    from pipelines.evaluate.holdout import evaluation_lists, score_lists
+    from jobs.inputs import holdout, ranker_splits, recommendable
+    from pipelines.core.engines import open_engine, shard_map
+    from pipelines.evaluate.gate import decide, popularity_lift
+    from pipelines.evaluate.holdout import LIFT_SCHEMA, evaluation_lists, lifts, score_lists
+    from pipelines.model.recommender import fit_model
     from pipelines.model.trainers import open_trainer
 
     started = time.perf_counter()
     ctx.lake.require(cat.CLEAN_EVENTS, ds=ctx.ds)
-    h = ctx.settings.eval.holdout_days
-    cutoff = ctx.ds - timedelta(days=h)
+    settings, gate = ctx.settings, ctx.settings.gate
     metrics = pl.DataFrame(schema=METRIC_SCHEMA)
-    facts: dict = {"cutoff": cutoff.isoformat(), "train_pairs": 0, "test_users": 0,
-                   "test_pairs": 0, "cold_test_pairs": 0}
-    days = ctx.lake.days(cat.CLEAN_EVENTS)
-    if days and days[0] <= cutoff:
-        with open_engine(ctx.settings) as engine, open_trainer(ctx.settings) as trainer:
-            train_in, truth = split(ctx, engine, ctx.ds, h)
-            if truth.height:
-                val = validation(ctx, engine, cutoff)
-                lists, hybrid = evaluation_lists(train_in, val, truth, ctx.settings, trainer)
-                cold = hybrid.base.item_ids.filter(hybrid.base.cold)
-                metrics = score_lists(lists, truth, ctx.settings.eval.k, train_in, cold,
-                                      recommendable(train_in).len())
-                facts["cold_test_pairs"] = truth.filter(
-                    pl.col("item_id").is_in(cold.implode())).height
-        facts.update(train_pairs=train_in.interactions.height,
-                     test_users=truth["user_id"].n_unique(), test_pairs=truth.height)
+    lift_table = pl.DataFrame(schema=LIFT_SCHEMA)
+    facts: dict = {"cutoff": ctx.ds.isoformat(), "holdout_days": 0, "train_pairs": 0,
+                   "test_users": 0, "test_pairs": 0, "cold_test_pairs": 0, "ranker": None}
+    with open_engine(settings) as engine, open_trainer(settings) as trainer:
+        chosen = holdout(ctx, engine)
+        if chosen is not None and chosen[2].height:
+            h, train_in, truth = chosen
+            cutoff = ctx.ds - timedelta(days=h)
+            splits = ranker_splits(ctx, engine, cutoff, vectors_as_of=ctx.ds)
+            with shard_map(settings) as shards:
+                model = fit_model(train_in, splits, settings, trainer, shards)
+            lists = evaluation_lists(model, truth, settings)
+            cold = model.retrieval.item_ids.filter(model.retrieval.cold())
+            item_users = train_in.items.select("item_id", pl.col("n_users").alias("users"))
+            metrics = score_lists(lists, truth, settings.eval.k, item_users,
+                                  train_in.interactions["user_id"].n_unique(), cold,
+                                  recommendable(train_in).len())
+            # Each candidate's lift over popularity: the regression rule of a later night.
+            candidate_lifts = [{"model": c, "metric": f"lift_{gate.metric}", "k": gate.k,
+                                "value": lift} for c in model.candidates(settings.retrieval)
+                               if (lift := popularity_lift(metrics, gate, c)) is not None]
+            metrics = pl.concat([metrics, pl.DataFrame(candidate_lifts, schema=METRIC_SCHEMA)])
+            lift_table = lifts(lists, truth, gate.metric, gate.k, settings.eval.bootstrap,
+                               seed=settings.model.seed)
+            facts.update(cutoff=cutoff.isoformat(), holdout_days=h,
+                         train_pairs=train_in.interactions.height,
+                         test_users=truth["user_id"].n_unique(), test_pairs=truth.height,
+                         cold_test_pairs=truth.filter(
+                             pl.col("item_id").is_in(cold.implode())).height,
+                         ranker=model.ranker.info if model.ranker is not None else None)
     if metrics.is_empty():
         log.warning("no held-out interactions of known users and items: nothing to evaluate")
+    previous = ctx.warehouse().published_lift(ctx.ds, f"lift_{gate.metric}", gate.k)
+    # The lists go out from the night's own model: its ranker, not the holdout's, must exist.
+    decision = decide(metrics, previous, _day_has_ranker(ctx), gate, lift_table,
+                      test_users=facts["test_users"])
     ctx.lake.write(cat.METRICS, metrics, ds=ctx.ds)
+    ctx.lake.write(cat.LIFTS, lift_table, ds=ctx.ds)
     failpoint("evaluate:writing")
     ctx.lake.write(cat.METRICS_JSON, metrics.to_dicts(), ds=ctx.ds)
+    ctx.lake.write(cat.DECISION, decision.to_dict(), ds=ctx.ds)
     for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])
-                              & (pl.col("k") == min(ctx.settings.eval.k))).iter_rows(named=True):
+                              & (pl.col("k") == min(settings.eval.k))).iter_rows(named=True):
         log.info("%-12s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
-    return ctx.summary("evaluate", seconds=time.perf_counter() - started, **facts)
+    log.info("decision: %s", decision.reason)
+    return ctx.summary("evaluate", seconds=time.perf_counter() - started,
+                       published=decision.published, **facts)
+
+
+def _day_has_ranker(ctx: RunContext) -> bool:
+    from jobs.tasks.train import day_model
+
+    if not ctx.lake.exists(cat.TRAIN_SUMMARY, ds=ctx.ds):
+        return False
+    return ctx.lake.exists(cat.MODEL_RANKER, version=day_model(ctx))

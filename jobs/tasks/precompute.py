@@ -1,16 +1,15 @@
-"""precompute: every active user's top-N from the day's hybrid, in user shards.
+"""precompute: the top-N of every user with history in the window, from the model the
+evaluation chose, in user shards.
 
 Each shard is scored on its own (``recs task precompute --shard i``, an Airflow mapped task, or
-a Dask worker when the whole task runs with several shards). Reads the day's model version and
-registry files, features, item vectors and catalog; writes
+a Dask worker when the whole task runs with several shards). Reads the day's decision, model
+version and registry files, features, item vectors and catalog; writes
 ``staging/ds=D/shards=N/part-i.parquet`` with the shard's summary, and shard 0 the popular list.
 """
 
 from __future__ import annotations
 
 import time
-
-import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
@@ -45,6 +44,7 @@ def _remote_shard(settings, ds, run_id, shard: int) -> dict:
 def run_shard(ctx: RunContext, shard: int) -> dict:
     """Top-N with a reason per row for the active users of one shard, into staging."""
     from jobs.tasks.train import day_model, load
+    from pipelines.serve.lists import seen_pairs
     from pipelines.serve.precompute import shard_lists
 
     started = time.perf_counter()
@@ -52,15 +52,17 @@ def run_shard(ctx: RunContext, shard: int) -> dict:
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} out of range: serve.shards is {n_shards}")
     version = day_model(ctx)
-    hybrid = load(ctx, version)
-    user_feats = ctx.lake.read(cat.USER_FEATURES, ds=ctx.ds)
-    active = user_feats.filter(
-        pl.col("days_since_last") <= ctx.settings.features.active_days)["user_id"]
+    ctx.lake.require(cat.DECISION, ds=ctx.ds)
+    decision = ctx.lake.read(cat.DECISION, ds=ctx.ds)
+    model = load(ctx, version)
+    # Every user with history in the window gets a list of their own.
+    active = ctx.lake.read(cat.USER_FEATURES, ds=ctx.ds)["user_id"]
     active = active.filter(shard_of(active, n_shards) == shard)
-    out = shard_lists(hybrid, active, ctx.lake.read(cat.INTERACTIONS, ds=ctx.ds),
-                      ctx.lake.read(cat.ITEM_FEATURES, ds=ctx.ds),
-                      ctx.lake.read(cat.ITEM_VECTORS, ds=ctx.ds), ctx.catalog(),
-                      ctx.settings.serve, _scoring_device(ctx))
+    interactions = ctx.lake.read(cat.INTERACTIONS, ds=ctx.ds)
+    out = shard_lists(model, decision.published, decision.popular, active,
+                      seen_pairs(interactions, ctx.settings.serve),
+                      ctx.lake.read(cat.ITEM_VECTORS, ds=ctx.ds), interactions, ctx.catalog(),
+                      ctx.settings.serve, ctx.settings.retrieval, _scoring_device(ctx))
     ctx.lake.write(cat.STAGED_LISTS, out.lists, ds=ctx.ds, shards=n_shards, shard=shard)
     failpoint("precompute:writing")
     if shard == 0:
@@ -69,7 +71,8 @@ def run_shard(ctx: RunContext, shard: int) -> dict:
              shard, n_shards, out.lists["user_id"].n_unique(), out.lists.height, out.cold_rows,
              active.len())
     return ctx.summary(shard_task_name(shard, n_shards), dataset=cat.SHARD_SUMMARY,
-                       model_version=version, shard=shard, shards=n_shards,
+                       model_version=version, model=decision.published, shard=shard,
+                       shards=n_shards,
                        active_users=active.len(), users=out.lists["user_id"].n_unique(),
                        rows=out.lists.height, cold_item_rows=out.cold_rows,
                        seconds=time.perf_counter() - started)

@@ -1,9 +1,10 @@
-"""publish: judge the day's model by its holdout numbers, write the run report, then audit the
-staged lists of every shard and publish them with metrics and the run record, atomically.
+"""publish: write the run report, then audit the staged lists of every shard and publish them
+with metrics and the run record, atomically; the run record and every row name the model the
+evaluation chose (``<version>:<model>``) and why.
 
-Reads ``runs/ds=D/metrics.parquet``, the staged shards and their summaries, the task summaries
-of the run and the last published metrics; writes the warehouse, ``runs/ds=D/report.html`` and
-the published version's ``models/<version>/metrics.json``.
+Reads the day's decision, metrics and lifts, the staged shards and their summaries and the
+task summaries of the run; writes the warehouse, ``runs/ds=D/report.html`` and the published
+version's ``models/<version>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import polars as pl
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from pipelines.core import catalog as cat
-from pipelines.core.errors import QualityGateError, UpstreamMissing
+from pipelines.core.errors import UpstreamMissing
 from pipelines.model import registry
 from pipelines.serve.shards import shard_totals
 
@@ -28,25 +29,18 @@ REPORTED_TASKS = ("validate", "aggregate", "embed", "train", "evaluate", "precom
 
 def run(ctx: RunContext) -> dict:
     from jobs.tasks.train import day_model
-    from pipelines.evaluate.gate import judge, lift
     from pipelines.serve.lists import seen_pairs
     from pipelines.warehouse import PublishRules, RunBatch
 
     started = time.perf_counter()
-    staged = collect_staged(ctx, day_model(ctx))
-    ctx.lake.require(cat.METRICS, ds=ctx.ds)
-    version = staged.model_version
+    ctx.lake.require(cat.DECISION, ds=ctx.ds)
+    decision = ctx.lake.read_dict(cat.DECISION, ds=ctx.ds)
+    staged = collect_staged(ctx, day_model(ctx), decision["published"])
     metrics = ctx.lake.read(cat.METRICS, ds=ctx.ds)
-    gate, serve = ctx.settings.gate, ctx.settings.serve
+    serve = ctx.settings.serve
+    version = f"{staged.model_version}:{decision['published']}"
+    report = _write_report(ctx, version, metrics, decision)
     warehouse = ctx.warehouse()
-    previous = warehouse.published_metrics(ctx.ds, gate.metric, gate.k)
-    verdict = judge(metrics, lift(previous, gate), gate)
-    report = _write_report(ctx, version, metrics, verdict.to_dict())
-    if not verdict.passed:
-        warehouse.record_run(ctx.run_id, ctx.ds, "failed", _run_started(ctx),
-                             datetime.now(UTC), f"quality gate: {verdict.reason}", report)
-        raise QualityGateError(f"model {version} not published: {verdict.reason} "
-                               "(force_publish overrides)")
     seen = seen_pairs(ctx.lake.read(cat.INTERACTIONS, ds=ctx.ds), serve)
     batch = RunBatch(
         ds=ctx.ds, run_id=ctx.run_id, model_version=version,
@@ -57,19 +51,19 @@ def run(ctx: RunContext) -> dict:
         active_users=staged.active_users,
         started_at=_run_started(ctx),
         finished_at=datetime.now(UTC),
-        message=f"published; gate: {verdict.reason}",
+        message=f"published {decision['published']}; gate: {decision['reason']}",
         report=report,
     )
     rules = PublishRules(top_n=serve.top_n, min_user_coverage=serve.min_user_coverage,
                          retention_days=serve.retention_days)
     rows = warehouse.publish(batch, rules)
     ctx.lake.write(cat.MODEL_METRICS, registry.metrics_record(
-        ctx.ds.isoformat(), ctx.run_id, metrics, verdict.to_dict()), quiet=True,
-        version=version)
+        ctx.ds.isoformat(), ctx.run_id, metrics, decision), quiet=True,
+        version=staged.model_version)
     log.info("published %d rows for %s (model %s, %s); gate: %s", rows, ctx.ds, version,
-             warehouse.dialect, verdict.reason)
+             warehouse.dialect, decision["reason"])
     log.info("run report: %s", report)
-    return ctx.summary("publish", rows=rows, model_version=version, gate=verdict.to_dict(),
+    return ctx.summary("publish", rows=rows, model_version=version, gate=decision,
                        warehouse=warehouse.dialect, report=report,
                        seconds=time.perf_counter() - started)
 
@@ -82,8 +76,9 @@ class Staged:
     active_users: int
 
 
-def collect_staged(ctx: RunContext, version: str) -> Staged:
-    """Every shard's lists for ``ds``, checked to be complete and scored with ``version``."""
+def collect_staged(ctx: RunContext, version: str, model: str) -> Staged:
+    """Every shard's lists for ``ds``, checked to be complete and scored with ``version``'s
+    ``model``."""
     n = ctx.settings.serve.shards
     missing, stale, frames, active = [], [], [], 0
     for i in range(n):
@@ -93,14 +88,16 @@ def collect_staged(ctx: RunContext, version: str) -> Staged:
             missing.append(i)
             continue
         summary = ctx.lake.read(cat.SHARD_SUMMARY, **keys)
-        if summary.model_version != version:
-            stale.append(f"{i} ({summary.model_version})")
+        scored = (summary.model_version, summary.model)
+        if scored != (version, model):
+            stale.append(f"{i} ({':'.join(scored)})")
             continue
         frames.append(ctx.lake.read(cat.STAGED_LISTS, **keys))
         active += summary.active_users
     if missing or stale:
         raise UpstreamMissing(
-            f"precompute for {ctx.ds} is not complete for model {version} with {n} shard(s): "
+            f"precompute for {ctx.ds} is not complete for model {version}:{model} with {n} "
+            "shard(s): "
             + "; ".join(filter(None, [
                 missing and f"missing shard(s) {', '.join(map(str, missing))}",
                 stale and f"shard(s) scored with another model: {', '.join(stale)}"]))
@@ -119,7 +116,8 @@ def _shard_summaries(ctx: RunContext) -> list[dict]:
             if ctx.lake.exists(cat.SHARD_SUMMARY, **k)]
 
 
-def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: dict) -> str:
+def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame,
+                  decision: dict) -> str:
     """The run's HTML report; returns its URL."""
     from pipelines.evaluate.report import cold_table, render_report
 
@@ -127,14 +125,16 @@ def _write_report(ctx: RunContext, version: str, metrics: pl.DataFrame, gate: di
     for task in REPORTED_TASKS:
         if ctx.lake.exists(cat.SUMMARIES[task], ds=ctx.ds):
             summary = ctx.lake.read_dict(cat.SUMMARIES[task], ds=ctx.ds)
-            summary.pop("fusion", None)  # weights are in the registry, not volumes
+            summary.pop("ranker", None)  # what it was trained on is in the registry
             summaries[task] = summary
     if "precompute" not in summaries and (shards := _shard_summaries(ctx)):
         summaries["precompute"] = shard_totals(shards)
     evaluated = summaries.get("evaluate", {})
     cold = cold_table(metrics, int(evaluated.get("test_pairs", 0)),
                       int(evaluated.get("cold_test_pairs", 0)))
-    html = render_report(ctx.ds, ctx.run_id, version, metrics, summaries, cold, gate)
+    lifts = ctx.lake.read(cat.LIFTS, ds=ctx.ds) if ctx.lake.exists(cat.LIFTS, ds=ctx.ds) \
+        else None
+    html = render_report(ctx.ds, ctx.run_id, version, metrics, summaries, cold, decision, lifts)
     ctx.lake.write(cat.REPORT, html.encode(), ds=ctx.ds)
     return ctx.lake.url(cat.REPORT, ds=ctx.ds)
 

@@ -1,8 +1,10 @@
-"""train: the hybrid as of ``ds`` (fusion weights from the validation split before it),
-registered as a new model version.
+"""train: the candidate generators as of ``ds`` and the ranker over their candidates, trained
+on the days before it, registered as a new model version.
 
-Reads the day's features, item vectors and interest memory (and those of the validation split's
-start); writes ``models/<version>/`` and, in its summary, the version the day's lists use.
+Reads the features, item vectors and interest memory of ``ds`` and of the ranker's training
+days (merging features that were never aggregated); writes ``models/<version>/`` and, in its
+summary, the version the day's lists use. With ``serve.shards`` above 1 the ranker's training
+candidates are generated in those user shards on Dask workers, as precompute's lists are.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from jobs.logs import get_logger
 from pipelines.core import catalog as cat
 from pipelines.core.failpoints import failpoint
 from pipelines.model import registry
-from pipelines.model.hybrid import Hybrid
+from pipelines.model.recommender import Model
 
 log = get_logger("tasks")
 
 
 def run(ctx: RunContext) -> dict:
-    from jobs.inputs import as_of, validation
-    from pipelines.core.engines import open_engine
-    from pipelines.model.hybrid import fit_hybrid
+    from jobs.inputs import as_of, ranker_splits
+    from pipelines.core.engines import open_engine, shard_map
+    from pipelines.model.recommender import fit_model
     from pipelines.model.trainers import als_backend, open_trainer
 
     started = time.perf_counter()
@@ -30,49 +32,57 @@ def run(ctx: RunContext) -> dict:
     ctx.lake.require(cat.INTEREST, ds=ctx.ds)
     with open_engine(ctx.settings) as engine, open_trainer(ctx.settings) as trainer:
         current = as_of(ctx, engine, ctx.ds)
-        val = validation(ctx, engine, ctx.ds)
-        hybrid = fit_hybrid(current, val, ctx.settings.hybrid, trainer)
+        splits = ranker_splits(ctx, engine, ctx.ds)
+        with shard_map(ctx.settings) as shards:
+            model = fit_model(current, splits, ctx.settings, trainer, shards)
     days = ctx.window(cat.CLEAN_EVENTS, days=ctx.settings.features.history_days)
     partitions = {"/".join(cat.CLEAN_EVENTS.partition_folder(ds=d)):
                   ctx.lake.sha256(cat.CLEAN_EVENTS, ds=d) for d in days}
-    lineage = registry.lineage(ctx.ds.isoformat(), partitions, current, val)
+    lineage = registry.lineage(ctx.ds.isoformat(), partitions, current, splits)
     config = registry.fit_config(ctx.settings, als_backend(ctx.settings))
     version = registry.model_version(f"{ctx.ds:%Y%m%d}", lineage, config)
-    save(ctx, version, hybrid, config, lineage)
-    b = hybrid.base
-    log.info("model %s: %d users x %d items (%d cold, map fitted on %d warm); fusion %s",
-             version, b.user_ids.len(), b.item_ids.len(), int(b.cold.sum()), b.n_warm_fit,
-             hybrid.fusion.note or hybrid.fusion.positives)
+    save(ctx, version, model, config, lineage)
+    r = model.retrieval
+    ranker = model.ranker.info if model.ranker is not None else None
+    log.info("model %s: %d users x %d items (%d cold); ranker %s", version, r.user_ids.len(),
+             r.n_items, int(r.cold().sum()), ranker or "not trained (too little history)")
     return ctx.summary("train", model_version=version, trainer=ctx.settings.trainer,
-                       users=b.user_ids.len(), items=b.item_ids.len(),
-                       cold_items=int(b.cold.sum()), warm_items_mapped=b.n_warm_fit,
-                       nnz=current.interactions.height,
-                       validation_pairs=val[1].height if val else 0,
-                       fusion=hybrid.fusion.to_dict(), seconds=time.perf_counter() - started)
+                       users=r.user_ids.len(), items=r.n_items, cold_items=int(r.cold().sum()),
+                       nnz=current.interactions.height, ranker=ranker,
+                       seconds=time.perf_counter() - started)
 
 
-def save(ctx: RunContext, version: str, hybrid: Hybrid, config: dict, lineage: dict) -> None:
+def save(ctx: RunContext, version: str, model: Model, config: dict, lineage: dict) -> None:
     """Every file of the version; the lineage last, so a complete version has one."""
-    parts = registry.to_parts(hybrid)
+    parts = registry.to_parts(model)
     ctx.lake.write(cat.MODEL_USERS, parts.users, quiet=True, version=version)
     ctx.lake.write(cat.MODEL_ITEMS, parts.items, quiet=True, version=version)
-    for name in registry.ARRAYS:
-        ctx.lake.write(cat.MODEL_ARRAY, parts.arrays[name], quiet=True, version=version,
-                       array=name)
+    for name, array in parts.arrays.items():
+        ctx.lake.write(cat.MODEL_ARRAY, array, quiet=True, version=version, array=name)
+    for name, matrix in parts.matrices.items():
+        ctx.lake.write(cat.MODEL_MATRIX, matrix, quiet=True, version=version, matrix=name)
     failpoint("train:saving")
-    ctx.lake.write(cat.MODEL_FUSION, parts.fusion, quiet=True, version=version)
+    if parts.ranker is not None:
+        ctx.lake.write(cat.MODEL_RANKER, parts.ranker.encode(), quiet=True, version=version)
+    else:
+        ctx.lake.remove(cat.MODEL_RANKER, version=version)
     ctx.lake.write(cat.MODEL_CONFIG, config, quiet=True, version=version)
     ctx.lake.write(cat.MODEL_LINEAGE, lineage, version=version)
 
 
-def load(ctx: RunContext, version: str) -> Hybrid:
-    """The fitted hybrid of a registered version."""
+def load(ctx: RunContext, version: str) -> Model:
+    """The fitted model of a registered version."""
+    ctx.lake.require(cat.MODEL_LINEAGE, version=version)
+    ranker = (ctx.lake.read(cat.MODEL_RANKER, version=version).decode()
+              if ctx.lake.exists(cat.MODEL_RANKER, version=version) else None)
     return registry.from_parts(registry.Parts(
         users=ctx.lake.read(cat.MODEL_USERS, version=version),
         items=ctx.lake.read(cat.MODEL_ITEMS, version=version),
         arrays={name: ctx.lake.read(cat.MODEL_ARRAY, version=version, array=name)
                 for name in registry.ARRAYS},
-        fusion=ctx.lake.read(cat.MODEL_FUSION, version=version)))
+        matrices={name: ctx.lake.read(cat.MODEL_MATRIX, version=version, matrix=name)
+                  for name in registry.MATRICES},
+        ranker=ranker))
 
 
 def day_model(ctx: RunContext) -> str:

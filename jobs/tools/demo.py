@@ -76,12 +76,6 @@ def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
     while day < nightly[0]:
         run_task("validate", RunContext(settings, day, default_run_id(day)))
         day += timedelta(days=1)
-    # The evaluation's cut-off and its validation split start get the embeddings and interest
-    # memory a pipeline running every night would have had there.
-    h, v = settings.eval.holdout_days, settings.hybrid.validation_days
-    for day in (nightly[0] - timedelta(days=h + v), nightly[0] - timedelta(days=h)):
-        for task in ("aggregate", "embed"):
-            run_task(task, RunContext(settings, day, default_run_id(day)))
     if use_airflow:
         env = airflow_env(settings)
         airflow = str(Path(sys.executable).with_name("airflow"))
@@ -94,6 +88,14 @@ def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
             run_flow(RunContext(settings, ds, default_run_id(ds)))
     print(report(settings, nightly[-1]))
     return 0
+
+
+def _ranker(train: dict) -> str:
+    info = train.get("ranker")
+    if not info:
+        return "nothing (too little history)"
+    return (f"{info['users']} users' candidates over {info['splits']} training days "
+            f"({info['positives']} positives)")
 
 
 def _table(frame: pl.DataFrame) -> str:
@@ -150,11 +152,11 @@ def report(settings: Settings, ds: date) -> str:
         f"{summaries['validate']['data_docs']}",
         f"== user {user}: recent history", _table(history),
         f"== user {user}: top 10 (recs.recommendations_current)", _table(top),
-        f"== model {t['model_version']}: ALS on {t['users']} users x {t['items']} items, "
-        f"{t['cold_items']} cold items scored through the content map; "
-        f"fusion weights per user segment in lake/models/{t['model_version']}/fusion.json",
+        f"== model {t['model_version']}: generators on {t['users']} users x {t['items']} "
+        f"items ({t['cold_items']} cold, scored by content); "
+        f"ranker trained on {_ranker(t)}",
         "== holdout metrics at k=10 for this ds (recs.model_metrics)", _table(wide),
-        f"== quality gate: {p['gate']['reason']}",
+        f"== published: {p['model_version']}; {p['gate']['reason']}",
         f"== run report: {p['report']}",
         "== query it yourself",
         "  .venv/bin/python -c \"import duckdb; print(duckdb.connect("

@@ -1,10 +1,10 @@
-"""``recs tune``: ALS and fusion hyper-parameters searched with Optuna on the days before ``ds``.
+"""``recs tune``: ALS and ranker hyper-parameters searched with Optuna on the days before ``ds``.
 
-Data (``v`` = ``hybrid.validation_days``), read once and shared by every trial, as the
-``evaluate`` task would read it with ``eval.holdout_days = v``:
+Data (``v`` = ``eval.holdout_days``), read once and shared by every trial, as the ``evaluate``
+task would read it with that holdout:
 
 - the models' inputs as of ``ds - v``;
-- the fusion's own validation split before that (as of ``ds - 2v``, new pairs up to ``ds - v``);
+- the ranker's training days before that (``ranker.*``), each with the new pairs after it;
 - the objective's target: the new positive pairs of ``(ds - v, ds]``.
 
 Nothing after ``ds`` is read. The best value is optimistic (it was selected on its target),
@@ -17,12 +17,14 @@ Search space (each range widened to take in the current value, which is trial 0)
 ``model.regularization``   log-uniform in [0.01, 50]
 ``model.alpha``            log-uniform in [0.1, 50]
 ``model.iterations``       integer in [5, 30]
-``hybrid.ridge``           log-uniform in [0.01, 100]
-``hybrid.fusion_l2``       log-uniform in [1e-4, 10]
+``ranker.trees``           integer in [25, 400]
+``ranker.learning_rate``   log-uniform in [0.01, 0.3]
+``ranker.num_leaves``      integer in [4, 63]
 =========================  ==========================================
 
-Objective: the hybrid's ``gate.metric@gate.k`` (NDCG@10 by default) on the target pairs
-(maximised); popularity's value is kept on each trial for context. The lake is only read.
+Objective: the ranker's ``gate.metric@gate.k`` (NDCG@10 by default) on the target pairs
+(maximised); the best popularity list's value is kept on each trial for context. The lake is
+only read.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from jobs.context import RunContext
 from pipelines.core import catalog as cat
 from pipelines.core.errors import TuneError
 from pipelines.core.settings import Settings, apply_overrides
-from pipelines.model.hybrid import AsOf, Trainer
+from pipelines.model.retrieval import AsOf, Trainer
 
 DEFAULT_TRIALS = 20
 
@@ -72,8 +74,9 @@ SPACE = (
     Dim("model.regularization", low=0.01, high=50.0, log=True),
     Dim("model.alpha", low=0.1, high=50.0, log=True),
     Dim("model.iterations", low=5, high=30),
-    Dim("hybrid.ridge", low=0.01, high=100.0, log=True),
-    Dim("hybrid.fusion_l2", low=1e-4, high=10.0, log=True),
+    Dim("ranker.trees", low=25, high=400),
+    Dim("ranker.learning_rate", low=0.01, high=0.3, log=True),
+    Dim("ranker.num_leaves", low=4, high=63),
 )
 
 
@@ -81,7 +84,7 @@ SPACE = (
 class TuneInputs:
     start: date  # ds - v: the models' as-of day
     train: AsOf
-    validation: tuple[AsOf, pl.DataFrame] | None
+    splits: list[tuple[AsOf, pl.DataFrame]]  # the ranker's training days before start
     truth: pl.DataFrame  # user_id, item_id: new positive pairs of (start, ds]
 
 
@@ -94,32 +97,38 @@ def current_params(settings: Settings) -> dict[str, Any]:
 
 
 def load_inputs(ctx: RunContext) -> TuneInputs:
-    from jobs.inputs import split, validation
+    from jobs.inputs import ranker_splits, split
     from pipelines.core.engines import open_engine
 
-    # With ds aggregated, every daily summary of the windows below exists, so reading the
-    # inputs writes nothing to the lake.
     ctx.lake.require(cat.INTERACTIONS, ds=ctx.ds)
-    start = ctx.ds - timedelta(days=ctx.settings.hybrid.validation_days)
+    v = ctx.settings.eval.holdout_days
+    start = ctx.ds - timedelta(days=v)
     first = ctx.lake.days(cat.CLEAN_EVENTS)
     if not first or start < first[0]:
-        raise TuneError(f"no clean events on or before {start} (ds - hybrid.validation_days)")
+        raise TuneError(f"no clean events on or before {start} (ds - eval.holdout_days)")
     with open_engine(ctx.settings) as engine:
-        train, truth = split(ctx, engine, ctx.ds, ctx.settings.hybrid.validation_days)
-        val = validation(ctx, engine, start)
+        train, truth = split(ctx, engine, ctx.ds, v, vectors_as_of=ctx.ds)
+        splits = ranker_splits(ctx, engine, start, vectors_as_of=ctx.ds)
     if truth.is_empty():
         raise TuneError(f"no new positive pairs of known users and items in ({start}, {ctx.ds}]")
-    return TuneInputs(start=start, train=train, validation=val, truth=truth)
+    if not splits:
+        raise TuneError(f"no training day for the ranker before {start}: too little history")
+    return TuneInputs(start=start, train=train, splits=splits, truth=truth)
 
 
 def score(inputs: TuneInputs, settings: Settings, trainer: Trainer) -> dict[str, float]:
-    """gate.metric@gate.k of the hybrid and of popularity, as the evaluate task computes it."""
+    """gate.metric@gate.k of the ranker and of the best popularity list, as the evaluate task
+    computes them (0 for a ranker that could not be trained)."""
     from pipelines.evaluate.holdout import evaluation_lists
     from pipelines.evaluate.metrics import METRICS
+    from pipelines.model.recommender import RANKER, fit_model
+    from pipelines.model.retrieval import POPULARITY
 
-    lists, _ = evaluation_lists(inputs.train, inputs.validation, inputs.truth, settings, trainer)
+    model = fit_model(inputs.train, inputs.splits, settings, trainer)
+    lists = evaluation_lists(model, inputs.truth, settings)
     metric, k = METRICS[settings.gate.metric], settings.gate.k
-    return {m: metric(lists[m], inputs.truth, k) for m in ("hybrid", "popularity")}
+    return {"ranker": metric(lists[RANKER], inputs.truth, k) if RANKER in lists else 0.0,
+            "popularity": max(metric(lists[p], inputs.truth, k) for p in POPULARITY)}
 
 
 def objective(ctx: RunContext, inputs: TuneInputs) -> Callable[[optuna.Trial], float]:
@@ -134,7 +143,7 @@ def objective(ctx: RunContext, inputs: TuneInputs) -> Callable[[optuna.Trial], f
         with open_trainer(settings) as trainer:
             values = score(inputs, settings, trainer)
         trial.set_user_attr("popularity", values["popularity"])
-        return values["hybrid"]
+        return values["ranker"]
 
     return run
 
@@ -164,12 +173,12 @@ def run_study(ctx: RunContext, inputs: TuneInputs, n_trials: int,
 
 
 def to_toml(settings: Settings, comments: list[str]) -> str:
-    """``[model]`` and ``[hybrid]`` of ``settings``, as ``load_settings`` reads them."""
+    """``[model]`` and ``[ranker]`` of ``settings``, as ``load_settings`` reads them."""
     import tomli_w
 
     header = "".join(f"# {c}\n" for c in comments)
     return header + "\n" + tomli_w.dumps({section: getattr(settings, section).model_dump()
-                                          for section in ("model", "hybrid")})
+                                          for section in ("model", "ranker")})
 
 
 def tune(ctx: RunContext, n_trials: int = DEFAULT_TRIALS, timeout: float | None = None,
@@ -183,7 +192,7 @@ def tune(ctx: RunContext, n_trials: int = DEFAULT_TRIALS, timeout: float | None 
     k = ctx.settings.gate.k
     lift = (best.value / first.value - 1) * 100 if first.value else float("nan")
     summary = [
-        f"recs tune --ds {ctx.ds}: hybrid {ctx.settings.gate.metric}@{k} on the new pairs of "
+        f"recs tune --ds {ctx.ds}: ranker {ctx.settings.gate.metric}@{k} on the new pairs of "
         f"({inputs.start}, "
         f"{ctx.ds}], models as of {inputs.start}; {len(study.trials)} trials",
         f"current config (trial 0): {first.value:.4f}; popularity: "

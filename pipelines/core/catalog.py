@@ -26,13 +26,14 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipelines.core.contracts import EVENT_COLUMNS, ITEM_COLUMNS, METRIC_SCHEMA, REC_SCHEMA
 from pipelines.core.errors import UpstreamMissing
 from pipelines.core.storage import Store, partition
 
-Format = Literal["parquet", "json", "npy", "bytes", "folder"]
+Format = Literal["parquet", "json", "npy", "npz", "bytes", "folder"]
 
 
 # --- records tasks pass to each other ------------------------------------------------------------
@@ -75,18 +76,31 @@ class TrainSummary(TaskSummary):
     model_version: str
 
 
+class DecisionRecord(Record):
+    """Read by precompute (which lists to score) and publish (what to say about them)."""
+
+    published: str
+    popular: str
+    evaluated: bool
+    ranker_passed: bool
+    forced: bool
+    reason: str
+
+
 class EvaluateSummary(TaskSummary):
     """Read by publish for the report: the size of the holdout."""
 
     cutoff: str
+    holdout_days: int
     test_pairs: int
     cold_test_pairs: int
 
 
 class ShardSummary(TaskSummary):
-    """Read by publish: which model scored the shard, and for how many active users."""
+    """Read by publish: which model scored the shard, and for how many users."""
 
     model_version: str
+    model: str
     shard: int
     shards: int
     active_users: int
@@ -201,17 +215,23 @@ EMBED_SUMMARY = _d("embed_summary", "runs/ds={ds}/embed.json", "json", "embed",
 MODEL_USERS = _d("model_users", "models/{version}/users.parquet", "parquet", "train")
 MODEL_ITEMS = _d("model_items", "models/{version}/items.parquet", "parquet", "train")
 MODEL_ARRAY = _d("model_array", "models/{version}/{array}.npy", "npy", "train")
-MODEL_FUSION = _d("model_fusion", "models/{version}/fusion.json", "json", "train")
+MODEL_MATRIX = _d("model_matrix", "models/{version}/{matrix}.npz", "npz", "train")
+MODEL_RANKER = _d("model_ranker", "models/{version}/ranker.json", "bytes", "train",
+                  doc="the LightGBM boosters; absent when there was too little to train on")
 MODEL_CONFIG = _d("model_config", "models/{version}/config.json", "json", "train")
 MODEL_LINEAGE = _d("model_lineage", "models/{version}/lineage.json", "json", "train")
 MODEL_METRICS = _d("model_metrics", "models/{version}/metrics.json", "json", "publish",
-                   doc="the holdout metrics and gate verdict of the run that published it")
+                   doc="the holdout metrics and decision of the run that published it")
 TRAIN_SUMMARY = _d("train_summary", "runs/ds={ds}/train.json", "json", "train",
                    record=TrainSummary)
 
 METRICS = _d("metrics", "runs/ds={ds}/metrics.parquet", "parquet", "evaluate",
              columns=METRIC_SCHEMA, doc="model, metric, k, value on the day's holdout")
 METRICS_JSON = _d("metrics_json", "runs/ds={ds}/metrics.json", "json", "evaluate")
+LIFTS = _d("lifts", "runs/ds={ds}/lifts.parquet", "parquet", "evaluate",
+           doc="each candidate's lift over every other list, with its paired bootstrap interval")
+DECISION = _d("decision", "runs/ds={ds}/decision.json", "json", "evaluate", record=DecisionRecord,
+              doc="which model's lists the night publishes, and why")
 EVALUATE_SUMMARY = _d("evaluate_summary", "runs/ds={ds}/evaluate.json", "json", "evaluate",
                       record=EvaluateSummary)
 
@@ -306,6 +326,8 @@ class Lake:
             return self._record(dataset, value, keys) if dataset.record else value
         if dataset.format == "npy":
             return np.load(io.BytesIO(self.store.read_bytes(*parts)), allow_pickle=False)
+        if dataset.format == "npz":
+            return sp.csr_matrix(sp.load_npz(io.BytesIO(self.store.read_bytes(*parts))))
         if dataset.format == "bytes":
             return self.store.read_bytes(*parts)
         raise ValueError(f"{dataset.name} is a folder: read its files with read_file")
@@ -366,6 +388,10 @@ class Lake:
         elif dataset.format == "npy":
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
+            self.store.write_bytes(buf.getvalue(), *parts, quiet=quiet)
+        elif dataset.format == "npz":
+            buf = io.BytesIO()
+            sp.save_npz(buf, sp.csr_matrix(value), compressed=True)
             self.store.write_bytes(buf.getvalue(), *parts, quiet=quiet)
         elif dataset.format == "bytes":
             self.store.write_bytes(value, *parts, quiet=quiet)

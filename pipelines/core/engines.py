@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -144,6 +144,24 @@ def dask_client(cfg: DaskSettings) -> Iterator[Any]:
                       processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def shard_map(settings: Settings) -> Iterator[Callable[[Callable[..., Any], Any], list]]:
+    """A function that calls ``fn(shared, shard=i, shards=n)`` for each of the
+    ``serve.shards`` user shards and returns the results in shard order: in this process with
+    one shard, else on Dask workers with ``shared`` sent to each worker once."""
+    n = settings.serve.shards
+    if n == 1:
+        yield lambda fn, shared: [fn(shared, shard=0, shards=1)]
+        return
+    with dask_client(settings.dask) as client:
+        def run(fn: Callable[..., Any], shared: Any) -> list:
+            ref = client.scatter(shared, broadcast=True)
+            return client.gather([client.submit(fn, ref, shard=i, shards=n, pure=False)
+                                  for i in range(n)])
+
+        yield run
 
 
 @contextmanager

@@ -49,10 +49,6 @@ class DataQualityError(RecsError):
     """The day broke a data-quality rule; nothing downstream may run on it."""
 
 
-class QualityGateError(RecsError):
-    """The model got worse or does not beat the baseline; nothing was published."""
-
-
 class AuditError(RecsError):
     """The staged run broke a publishing rule; nothing was published."""
 

@@ -103,9 +103,8 @@ def _default_weights() -> dict[str, float]:
 
 
 class FeatureSettings(Section):
-    history_days: int = Field(90, ge=1)
+    history_days: int = Field(90, ge=1)  # every user with an event in it gets a list
     half_life_days: float = Field(30.0, gt=0)
-    active_days: int = Field(30, ge=1)
     event_weights: dict[str, float] = Field(default_factory=_default_weights)
     # A rating r contributes weight["rate"] * (r - neutral) / (max - neutral), floored at
     # ``min_rating_weight``; low ratings are weak signal, not a "like".
@@ -146,22 +145,53 @@ class ModelSettings(Section):
     seed: int = 42
 
 
-class HybridSettings(Section):
-    # Items with fewer distinct users than this get their factors from the content map.
+class RetrievalSettings(Section):
+    """The candidate generators (``pipelines.model.retrieval``)."""
+
+    candidates: int = Field(50, ge=1)  # per generator and user: the ranker's candidates
+    neighbors: int = Field(100, ge=1)  # kept per item, of co-occurrence and of successors
+    recent_items: int = Field(5, ge=1)  # the user's last items that recent_cooc, sequence
+    recent_decay: float = Field(0.7, gt=0, le=1)  # and content read, each older one x this
+    sequence_window: int = Field(3, ge=1)  # items after another that count as following it
+    new_item_days: int = Field(7, ge=0)  # items first seen since are candidates by content
+    # Slots in the first exploration_window places of a ranker list kept for the cold items
+    # most like the user's last ones (0: none). Evaluation measures the lists with and without
+    # them, and the gate keeps them only where they pay (gate.exploration_max_loss).
+    exploration_slots: int = Field(3, ge=0)
+    exploration_window: int = Field(20, ge=1)
+    # Items with fewer distinct users than this are cold: their ALS factors come from their
+    # embedding through a ridge map fitted on warm items.
     cold_min_users: int = Field(3, ge=1)
-    ridge: float = Field(1.0, gt=0)  # L2 penalty of the content -> factor map
-    validation_days: int = Field(3, ge=1)  # the last days before the as-of day fit the fusion
-    candidates: int = Field(200, ge=1)  # per validation user, from ALS, cosine and popularity
-    validation_users: int = Field(5000, ge=1)  # at most this many (by id) fit the fusion
-    # Users with at least this many events in the history window are "heavy"; each group gets
-    # its own fusion weights.
-    heavy_user_events: int = Field(20, ge=1)
-    fusion_l2: float = Field(1.0, gt=0)  # L2 penalty of the fusion's logistic regression
+    ridge: float = Field(1.0, gt=0)
+
+
+class RankerSettings(Section):
+    """The learned ranker over the candidates (``pipelines.model.ranker``)."""
+
+    # Training days: the as-of day minus label_days, then split_step_days apart; the labels
+    # of each are the new positive pairs of the label_days after it.
+    splits: int = Field(8, ge=1)
+    split_step_days: int = Field(4, ge=1)
+    label_days: int = Field(7, ge=1)
+    trees: int = Field(100, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int = Field(15, ge=2)
+    min_data_in_leaf: int = Field(20, ge=1)
+    ensemble: int = Field(3, ge=1)  # boosters with different seeds, averaged
+    max_train_users: int = Field(5000, ge=1)  # per training day, a fixed hash sample
+    min_train_users: int = Field(20, ge=1)  # fewer users with a positive: no ranker
+    threads: int = Field(1, ge=1)  # LightGBM's; its results depend on the thread count
 
 
 class EvalSettings(Section):
-    holdout_days: int = Field(3, ge=1)
+    # The holdout: the last holdout_days before ds, widened by as much again until it holds
+    # min_test_users users (known at its cut-off, with new positives in it) or spans
+    # max_holdout_days.
+    holdout_days: int = Field(7, ge=1)
+    min_test_users: int = Field(200, ge=1)
+    max_holdout_days: int = Field(28, ge=1)
     k: Ints = Field((10, 20, 50), min_length=1)
+    bootstrap: int = Field(1000, ge=0)  # resamples of the test users for every lift's interval
 
     @_model_validator(mode="after")
     def _cutoffs(self) -> EvalSettings:
@@ -173,11 +203,23 @@ class EvalSettings(Section):
 class GateSettings(Section):
     metric: Literal["recall", "precision", "ndcg", "map", "hit_rate"] = "ndcg"  # at k
     k: int = 10
-    # Publish only if hybrid > popularity * (1 + min_lift) on this run's holdout ...
-    min_lift_over_popularity: float = 0.0
-    # ... and hybrid / popularity >= (that ratio of the last published run) * (1 - tolerance).
+    # The ranker is published unless, on this run's holdout, the 95 % interval of its lift
+    # over the best baseline lies wholly below 1 + min_lift (a baseline is surely better) ...
+    min_lift: float = 0.0
+    # ... or that of its lift over the best popularity list lies wholly below the lift of the
+    # last run that published it, less tolerance ...
     tolerance: float = Field(0.1, ge=0)
-    force_publish: bool = False  # set for one run (param or flag) to publish anyway
+    # ... and its recall of cold items reaches this share of content similarity's (0: off).
+    min_cold_recall_ratio: float = Field(0.0, ge=0)
+    # The ranker's lists with exploration slots replace the plain ones when they reach more
+    # cold items and lose at most this share of the metric (0: only where they lose nothing),
+    # or when only they reach min_cold_recall_ratio.
+    exploration_max_loss: float = Field(0.0, ge=0, le=1)
+    # Otherwise the best baseline is published; force_publish publishes the ranker anyway.
+    force_publish: bool = False
+    # With fewer test users than this the holdout decides nothing: the ranker is published
+    # if it was trained, else decayed popularity.
+    min_users_to_decide: int = Field(30, ge=1)
 
 
 class ServeSettings(Section):
@@ -187,7 +229,9 @@ class ServeSettings(Section):
     # drop "view" to let viewed-but-not-bought items come back)
     exclude_event_types: Strings = EVENT_TYPES
     memory_mb: int = Field(512, ge=1)  # per scoring block: sets how many users score at once
-    shards: int = Field(1, ge=1)  # user shards, each scored by its own worker or mapped task
+    # User shards, each scored by its own worker or mapped task; the ranker's training
+    # candidates are generated in the same shards.
+    shards: int = Field(1, ge=1)
     mmr_lambda: float = Field(1.0, ge=0, le=1)  # 1 = pure relevance; lower adds diversity
     max_per_category: int = Field(0, ge=0)  # 0 = no cap
     candidates_factor: int = Field(3, ge=1)  # re-ranking picks top_n from top_n * this
@@ -224,7 +268,8 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
-    hybrid: HybridSettings = Field(default_factory=HybridSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ranker: RankerSettings = Field(default_factory=RankerSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
@@ -235,6 +280,8 @@ class Settings(BaseSettings):
     def _across_sections(self) -> Settings:
         if self.gate.k not in self.eval.k:
             raise ValueError(f"gate.k must be one of eval.k ({', '.join(map(str, self.eval.k))})")
+        if self.eval.max_holdout_days < self.eval.holdout_days:
+            raise ValueError("eval.max_holdout_days must be at least eval.holdout_days")
         return self
 
     @classmethod

@@ -1,17 +1,34 @@
-"""Temporal holdout evaluation: every model is fitted on what was known at the end of day
-``ds - h`` and tested on the new interactions of the ``h`` days after it."""
+"""Temporal holdout evaluation: every model is fitted on what was known at the end of a cut-off
+day and tested on the new interactions of the days after it, up to ``ds``.
+
+The candidates (the ranker, and its lists with exploration slots when they are set) and every
+baseline (each generator's own list, and plain ALS) list
+items for the same test users; each lift of a candidate over a baseline comes with a paired
+bootstrap interval over those users.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from pipelines.core.contracts import METRIC_SCHEMA
 from pipelines.core.settings import Settings
-from pipelines.embed.encoder import vector_matrix
-from pipelines.evaluate.metrics import METRICS, coverage_at_k, novelty_at_k, recall_at_k
-from pipelines.model.als import Factors
-from pipelines.model.hybrid import AsOf, Hybrid, Trainer, fit_hybrid
-from pipelines.serve.lists import popularity_lists, popularity_ranking, top_n_lists
+from pipelines.evaluate.metrics import (
+    METRICS,
+    PER_USER,
+    coverage_at_k,
+    novelty_at_k,
+    recall_at_k,
+)
+from pipelines.model.recommender import CANDIDATES, Model, ranked
+from pipelines.model.retrieval import BASELINES
+from pipelines.serve.lists import lists_frame
+
+LIFT_SCHEMA = {"candidate": pl.String, "baseline": pl.String, "metric": pl.String,
+               "k": pl.Int32, "candidate_value": pl.Float64, "baseline_value": pl.Float64,
+               "lift": pl.Float64, "lift_lo": pl.Float64, "lift_hi": pl.Float64,
+               "users": pl.Int64}
 
 
 def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Series,
@@ -31,51 +48,37 @@ def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Seri
     )
 
 
-def evaluation_lists(train: AsOf, validation: tuple[AsOf, pl.DataFrame] | None,
-                     truth: pl.DataFrame, settings: Settings,
-                     trainer: Trainer) -> tuple[dict[str, pl.DataFrame], Hybrid]:
-    """Top-k lists for the truth users from every model, all fitted on ``train`` only:
-    popularity, ALS, ALS with the content map's factors for cold items, embedding similarity
-    (when there is an interest memory) and the hybrid."""
+def evaluation_lists(model: Model, truth: pl.DataFrame, settings: Settings,
+                     ) -> dict[str, pl.DataFrame]:
+    """Top-k lists for the truth users from the candidates (when the ranker could be trained)
+    and every baseline, seen items excluded."""
+    ret = model.retrieval
     k = max(settings.eval.k)
-    users = truth["user_id"].unique()
-    seen = train.interactions.select("user_id", "item_id")
-    hybrid = fit_hybrid(train, validation, settings.hybrid, trainer)
-    base = hybrid.base
-    # Long enough that every user still has k unseen items after their history is removed.
-    longest_history = seen.group_by("user_id").len().get_column("len").max() or 0
-    ranking = popularity_ranking(train.items, None, k + int(longest_history))
-    lists = {
-        "popularity": popularity_lists(ranking, users, k, seen),
-        "als": top_n_lists(base.als, base.user_ids, base.als_item_ids, users, k, seen),
-        "als_content": top_n_lists(Factors(user=base.user_factors, item=base.item_factors),
-                                 base.user_ids, base.item_ids, users, k, seen),
-    }
-    if train.interest is not None and train.item_vectors.height:
-        interest = train.interest.select("user_id", "vector").sort("user_id")
-        vectors = Factors(user=vector_matrix(interest), item=base.item_vectors)
-        embedded = train.item_vectors["item_id"]
-        lists["embedding"] = top_n_lists(vectors, interest["user_id"], base.item_ids, users, k,
-                                       seen, available=embedded)
-    lists["hybrid"] = top_n_lists(hybrid.augmented(), base.user_ids, base.item_ids, users, k,
-                                seen)
-    return lists, hybrid
+    users = (pl.DataFrame({"user_id": ret.user_ids}).with_row_index("_u")
+             .join(truth.select("user_id").unique(), on="user_id").sort("_u"))
+    rows = users["_u"].to_numpy().astype(np.int64)
+    names = model.candidates(settings.retrieval) + BASELINES
+    out = {}
+    for name in names:
+        idx, scores = ranked(model, name, rows, k, settings.retrieval, exclude=ret.seen[rows],
+                             memory_mb=settings.serve.memory_mb)
+        out[name] = lists_frame(users["user_id"], ret.item_ids, idx, scores)
+    return out
 
 
 def score_lists(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, ks: tuple[int, ...],
-                train: AsOf | None = None, cold_items: pl.Series | None = None,
-                n_items: int = 0) -> pl.DataFrame:
-    """``model, metric, k, value``: the ranking metrics, and with ``train`` catalog coverage
-    (of ``n_items``), novelty and recall on pairs of ``cold_items``."""
+                item_users: pl.DataFrame | None = None, n_users: int = 0,
+                cold_items: pl.Series | None = None, n_items: int = 0) -> pl.DataFrame:
+    """``model, metric, k, value``: the ranking metrics; with ``item_users`` (``item_id,
+    users`` of the training data) catalog coverage (of ``n_items``), novelty and recall on
+    pairs of ``cold_items`` against the others."""
     rows = [
         {"model": model, "metric": name, "k": k, "value": fn(recs, truth, k)}
         for model, recs in lists.items()
         for name, fn in METRICS.items()
         for k in ks
     ]
-    if train is not None:
-        item_users = train.items.select("item_id", pl.col("n_users").alias("users"))
-        n_users = train.interactions["user_id"].n_unique()
+    if item_users is not None:
         is_cold = pl.col("item_id").is_in(cold_items.implode()) \
             if cold_items is not None else pl.lit(False)
         cold_truth, warm_truth = truth.filter(is_cold), truth.filter(~is_cold)
@@ -91,3 +94,44 @@ def score_lists(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, ks: tuple[i
                     rows.append({"model": model, "metric": "warm_recall", "k": k,
                                  "value": recall_at_k(recs, warm_truth, k)})
     return pl.DataFrame(rows, schema=METRIC_SCHEMA)
+
+
+def bootstrap_lift(candidate: np.ndarray, baseline: np.ndarray, resamples: int,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """The lift mean(candidate) / mean(baseline) over paired per-user values, with the 2.5 and
+    97.5 percentiles of the lift over ``resamples`` resamples of the users (NaN where the
+    baseline's mean is 0)."""
+    if len(candidate) != len(baseline):
+        raise ValueError("per-user values must be paired")
+    base = baseline.mean() if len(baseline) else 0.0
+    lift = float(candidate.mean() / base) if base > 0 else float("nan")
+    if resamples == 0 or not len(candidate):
+        return lift, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(candidate), size=(resamples, len(candidate)))
+    num, den = candidate[picks].mean(axis=1), baseline[picks].mean(axis=1)
+    ratios = np.divide(num, den, out=np.full(resamples, np.nan), where=den > 0)
+    lo, hi = np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else \
+        (np.nan, np.nan)
+    return lift, float(lo), float(hi)
+
+
+def lifts(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, metric: str, k: int,
+          resamples: int, seed: int = 0) -> pl.DataFrame:
+    """Each candidate's lift over every other list on ``metric@k``, with its paired
+    interval."""
+    per_user = {m: PER_USER[metric](recs, truth, k).sort("user_id")
+                for m, recs in lists.items()}
+    rows = []
+    for candidate in (c for c in CANDIDATES if c in lists):
+        cand = per_user[candidate]["value"].to_numpy()
+        for name, frame in per_user.items():
+            if name == candidate:
+                continue
+            base = frame["value"].to_numpy()
+            lift, lo, hi = bootstrap_lift(cand, base, resamples, seed)
+            rows.append({"candidate": candidate, "baseline": name, "metric": metric, "k": k,
+                         "candidate_value": float(cand.mean()) if len(cand) else 0.0,
+                         "baseline_value": float(base.mean()) if len(base) else 0.0,
+                         "lift": lift, "lift_lo": lo, "lift_hi": hi, "users": len(cand)})
+    return pl.DataFrame(rows, schema=LIFT_SCHEMA)

@@ -89,6 +89,54 @@ def map_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
     return total / pu.height
 
 
+def _per_user_values(recs: pl.DataFrame, truth: pl.DataFrame, k: int,
+                     value: pl.Expr) -> pl.DataFrame:
+    _check(recs, truth, k)
+    return _per_user(recs, truth, k).select(USER, value.cast(pl.Float64).alias("value"))
+
+
+def recall_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() / pl.col("n_relevant"))
+
+
+def precision_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() / k)
+
+
+def hit_rate_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() > 0)
+
+
+def ndcg_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Each truth user's binary-relevance NDCG (0 for a user without a list)."""
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    discounts = [1.0 / math.log2(r + 1) for r in range(1, k + 1)]
+    ideal_prefix = [sum(discounts[:n]) for n in range(k + 1)]
+    values = [sum(discounts[r - 1] for r in ranks) / ideal_prefix[min(n_rel, k)]
+              for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows()]
+    return pl.DataFrame({USER: pu[USER], "value": values},
+                        schema={USER: pu.schema[USER], "value": pl.Float64})
+
+
+def map_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+    _check(recs, truth, k)
+    pu = _per_user(recs, truth, k)
+    values = [sum((i + 1) / r for i, r in enumerate(sorted(ranks))) / min(n_rel, k)
+              for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows()]
+    return pl.DataFrame({USER: pu[USER], "value": values},
+                        schema={USER: pu.schema[USER], "value": pl.Float64})
+
+
+# Per-user values of each metric (its mean is the metric), for paired comparisons.
+PER_USER = {
+    "recall": recall_per_user,
+    "precision": precision_per_user,
+    "ndcg": ndcg_per_user,
+    "map": map_per_user,
+    "hit_rate": hit_rate_per_user,
+}
+
 METRICS = {
     "recall": recall_at_k,
     "precision": precision_at_k,

@@ -1,4 +1,5 @@
-"""One self-contained HTML report per nightly run: header and gate verdict, quality curves,
+"""One self-contained HTML report per nightly run: header and the decision of which model was
+published, the ranker's lifts with their intervals, quality curves,
 coverage and novelty, cold-item recall and data volumes.
 
 Pure: frames and dicts in, a string out. The figures and the formatting of every number are
@@ -25,7 +26,8 @@ from pipelines.core.errors import ReportInputError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-KNOWN_MODELS = ("popularity", "als", "als_content", "embedding", "hybrid")
+KNOWN_MODELS = ("ranker", "ranker_explore", "pop_1d", "pop_7d", "pop_30d", "pop_decayed", "als",
+                "als_plain", "itemknn", "recent_cooc", "sequence", "interest", "content")
 RANKING_METRICS = ("recall", "precision", "ndcg", "map", "hit_rate")
 BIAS_METRICS = ("coverage", "novelty")
 METRIC_LABELS = {
@@ -46,7 +48,8 @@ Values = dict[tuple[str, str, int], float]  # (model, metric, k) -> value, NaN w
 
 def render_report(ds: date, run_id: str, model_version: str | None,
                   metrics: pl.DataFrame, summaries: dict[str, dict],
-                  cold: pl.DataFrame | None = None, gate: dict | None = None) -> str:
+                  cold: pl.DataFrame | None = None, gate: dict | None = None,
+                  lifts: pl.DataFrame | None = None) -> str:
     """The run's HTML report.
 
     ``metrics``: ``model, metric, k, value``; ``cold``: ``model, k, cold_recall, warm_recall,
@@ -65,6 +68,7 @@ def render_report(ds: date, run_id: str, model_version: str | None,
     # The caller's matplotlibrc must not change how (or whether identically) the plots render.
     with style.context("default"):
         sections = [
+            _lifts_section(lifts),
             _quality_section(values),
             _bias_section(values),
             _cold_section(cold),
@@ -291,14 +295,37 @@ def _nan(value: float | None) -> float:
 # --- sections --------------------------------------------------------------------------------
 
 def _gate(gate: dict) -> dict[str, Any]:
-    passed = bool(gate["passed"])
-    verdict = "passed" if passed else "failed"
+    """The decision: ``published``, ``ranker_passed``, ``forced``, ``reason``, ``numbers``."""
+    won = bool(gate.get("ranker_passed"))
+    verdict = f"published {gate.get('published', '?')}"
     if gate.get("forced"):
         verdict += " (publication forced)"
+    elif not gate.get("evaluated", True):
+        verdict += " (not evaluated)"
     numbers_ = gate.get("numbers") or {}
-    return {"passed": passed, "verdict": verdict, "reason": str(gate.get("reason") or ""),
+    return {"passed": won, "verdict": verdict,
+            "reason": str(gate.get("reason") or ""),
             "numbers": _table(["Number", "Value"], [(k, _fmt(v)) for k, v in numbers_.items()])
             if numbers_ else None}
+
+
+def _lifts_section(lifts: pl.DataFrame | None) -> dict[str, Any]:
+    title = "The candidates against every baseline"
+    if lifts is None or lifts.is_empty():
+        return _section("lifts", title, _empty(
+            "No lifts for this run: the ranker could not be trained or evaluated."))
+    rows = [(r["candidate"], r["baseline"], f"{r['metric']}@{r['k']}",
+             _fmt_metric(r["candidate_value"]),
+             _fmt_metric(r["baseline_value"]), _fmt_metric(r["lift"], 3),
+             f"{_fmt_metric(r['lift_lo'], 3)} – {_fmt_metric(r['lift_hi'], 3)}",
+             _fmt(r["users"]))
+            for r in lifts.sort("candidate", "lift").iter_rows(named=True)]
+    note = _note("Lift: the candidate's mean over the baseline's, on the same test users; the "
+                 "interval is the 2.5th to 97.5th percentile of the lift over bootstrap "
+                 "resamples of those users.")
+    return _section("lifts", title, note, _table(
+        ["Candidate", "Baseline", "Metric", "Candidate value", "Baseline value", "Lift",
+         "95% interval", "Users"], rows, labels=3))
 
 
 def _quality_section(values: Values) -> dict[str, Any]:

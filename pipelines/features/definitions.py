@@ -193,11 +193,7 @@ def merge_users(daily: nw.LazyFrame, as_of_us: int) -> nw.LazyFrame:
         nw.col("last_ts_us").max(),
         nw.col("rating_sum_fp").sum(),
         nw.col("n_ratings").sum(),
-    ).with_columns(
-        days_since_last=(nw.lit(as_of_us) - nw.col("last_ts_us")) / US_PER_DAY,
-        mean_rating=nw.when(nw.col("n_ratings") > 0)
-        .then(nw.col("rating_sum_fp") / FIXED / nw.col("n_ratings")),
-    )
+    ).with_columns(since_last_us=nw.lit(as_of_us) - nw.col("last_ts_us"))
 
 
 def merge_items(daily: nw.LazyFrame, pairs: nw.LazyFrame, half_life_days: float) -> nw.LazyFrame:
@@ -220,10 +216,6 @@ def merge_items(daily: nw.LazyFrame, pairs: nw.LazyFrame, half_life_days: float)
         nw.col("first_ts_us").min(),
         nw.col("rating_sum_fp").sum(),
         nw.col("n_ratings").sum(),
-    ).with_columns(
-        trend=(nw.col("n_events_7d") + 1) / (nw.col("n_events_prev_7d") + 1),
-        mean_rating=nw.when(nw.col("n_ratings") > 0)
-        .then(nw.col("rating_sum_fp") / FIXED / nw.col("n_ratings")),
     ).join(users, on="item_id", how="left")
 
 
@@ -236,6 +228,8 @@ def user_categories(pairs: nw.LazyFrame, catalog: nw.LazyFrame) -> nw.LazyFrame:
 
 
 # --- final shaping of collected results (polars, identical for every engine) -------------------
+# Ratios are taken here, on the integers the engines summed: engines round a float division
+# differently in the last bit, and the model version hashes these values.
 
 COUNT_COLUMNS = ("n_events", *[f"n_{kind}" for kind in EVENT_TYPES])
 
@@ -246,6 +240,12 @@ def _ints(frame: pl.DataFrame, names: list[str] | tuple[str, ...]) -> list[pl.Ex
 
 def _us_to_ts(name: str, alias: str) -> pl.Expr:
     return pl.col(name).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(alias)
+
+
+def _mean_rating() -> pl.Expr:
+    n = pl.col("n_ratings").cast(pl.Int64)
+    return pl.when(n > 0).then(pl.col("rating_sum_fp").cast(pl.Int64) / FIXED / n) \
+        .cast(pl.Float64).alias("mean_rating")
 
 
 def finish_interactions(frame: pl.DataFrame) -> pl.DataFrame:
@@ -269,8 +269,9 @@ def finish_users(frame: pl.DataFrame, categories: pl.DataFrame, top: int = 3) ->
     )
     return frame.select(
         "user_id", *_ints(frame, sorted(counts)), *_ints(frame, ["active_days", "n_ratings"]),
-        _us_to_ts("last_ts_us", "last_ts"), pl.col("days_since_last").cast(pl.Float64),
-        pl.col("mean_rating").cast(pl.Float64),
+        _us_to_ts("last_ts_us", "last_ts"),
+        (pl.col("since_last_us").cast(pl.Int64) / US_PER_DAY).alias("days_since_last"),
+        _mean_rating(),
     ).join(tops, on="user_id", how="left").sort("user_id")
 
 
@@ -280,7 +281,8 @@ def finish_items(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
         "item_id", *_ints(frame, sorted(counts)),
         (pl.col("popularity_fp").cast(pl.Float64) / FIXED).alias("popularity"),
-        pl.col("trend").cast(pl.Float64),
+        ((pl.col("n_events_7d").cast(pl.Int64) + 1)
+         / (pl.col("n_events_prev_7d").cast(pl.Int64) + 1)).alias("trend"),
         _us_to_ts("first_ts_us", "first_seen").dt.date().alias("first_seen"),
-        pl.col("mean_rating").cast(pl.Float64),
+        _mean_rating(),
     ).sort("item_id")

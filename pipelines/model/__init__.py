@@ -1,1 +1,2 @@
-"""The models: ALS (implicit or Spark MLlib), the ALS / language-model hybrid and its registry."""
+"""The models: candidate generators (ALS on implicit or Spark MLlib, item-to-item, sequence,
+embedding, popularity), the learned ranker over them, and the registry."""

@@ -2,17 +2,15 @@
 
 | file | what |
 |---|---|
-| `users.parquet` | `user_id, heavy` in factor-row order |
-| `items.parquet` | `item_id, cold` in factor-row order |
-| `user_factors.npy`, `item_factors.npy` | ALS factors (cold items: mapped from their embedding) |
-| `item_vectors.npy`, `item_signals.npy`, `user_interest.npy` | the fusion's other inputs |
-| `content_map.npy` | the ridge map, embedding dim x factors |
-| `fusion.json` | feature standardisation and the weights per user segment |
+| `users.parquet`, `items.parquet` | `user_id`, `item_id` in row order of every array |
+| `<array>.npy` | ALS factors, embeddings, the interest memory, item and user statistics |
+| `<matrix>.npz` | what users saw and did last, item neighbours and successors, categories |
+| `ranker.json` | the LightGBM boosters and what they were trained on (absent: no ranker) |
 | `config.json`, `lineage.json` | the settings and the inputs (with hashes) it was fitted from |
-| `metrics.json` | the holdout metrics and gate verdict of the run that published it |
+| `metrics.json` | the holdout metrics and decision of the run that published it |
 
 The version is ``<ds>-<hash of lineage and config>``: a rerun of the same ``ds`` on the same
-inputs gives the same version and the same bytes. This module turns a fitted hybrid into those
+inputs gives the same version and the same bytes. This module turns a fitted model into those
 parts and back; the train and publish tasks write them through the lake catalog.
 """
 
@@ -23,16 +21,19 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from pipelines.core.settings import Settings
-from pipelines.model.hybrid import INPUT_COLUMNS, AsOf, Base, Fusion, Hybrid
+from pipelines.model.ranker import Ranker
+from pipelines.model.recommender import Model
+from pipelines.model.retrieval import INPUT_COLUMNS, AsOf, Retrieval
 
-ARRAYS = ("user_factors", "item_factors", "item_vectors", "item_signals", "user_interest",
-          "content_map")
+ARRAYS = ("user_factors", "item_factors", "als_factors", "item_vectors", "interest", "content",
+          "item_stats", "user_stats", "item_category", "als_warm")
+MATRICES = ("seen", "recent", "neighbors", "follows", "user_category")
 
 
 def model_version(ds_compact: str, lineage: dict, config: dict) -> str:
@@ -44,28 +45,32 @@ def model_version(ds_compact: str, lineage: dict, config: dict) -> str:
 def frame_digest(frame: pl.DataFrame) -> str:
     """sha256 of the frame's content, the same whichever engine computed it: columns by name,
     integers as Int64, floats to 12 significant digits (engines may differ in the last bit of a
-    mean), in one chunk (the bytes of an IPC file depend on how rows are split into batches)."""
+    mean), rows sorted (an engine's group-by has no order), in one chunk (the bytes of an IPC
+    file depend on how rows are split into batches)."""
     canon = frame.select(
         pl.col(c).round_sig_figs(12).cast(pl.Float64) if t.is_float()
         else pl.col(c).cast(pl.Int64) if t.is_integer() else pl.col(c)
         for c, t in sorted(frame.schema.items()))
+    keys = [c for c, t in canon.schema.items() if not t.is_nested()]
+    if keys and canon.height:
+        canon = canon.sort(keys, nulls_last=True)
     buf = io.BytesIO()
     canon.rechunk().write_ipc(buf, compression="uncompressed")
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
 def lineage(ds: str, partitions: Mapping[str, str], current: AsOf,
-            validation: tuple[AsOf, pl.DataFrame] | None) -> dict:
+            splits: list[tuple[AsOf, pl.DataFrame]]) -> dict:
     """The ``ds``, the input partitions with their hashes, and a digest of the columns the fit
-    read from each of its inputs and those of its validation split."""
+    read from each of its inputs and from those of every training split of the ranker."""
     frames = {}
-    for prefix, asof in (("", current), ("validation_", validation and validation[0])):
+    for prefix, asof in (("", current), *((f"split{j}_", a) for j, (a, _) in enumerate(splits))):
         for name, columns in INPUT_COLUMNS.items():
-            frame = getattr(asof, name) if asof is not None else None
+            frame = getattr(asof, name)
             if frame is not None:
                 frames[prefix + name] = frame.select(columns)
-    if validation is not None:
-        frames["validation_truth"] = validation[1]
+    for j, (_, truth) in enumerate(splits):
+        frames[f"split{j}_truth"] = truth
     return {"ds": ds, "partitions": dict(partitions),
             "frames": {k: frame_digest(v) for k, v in frames.items()}}
 
@@ -76,8 +81,8 @@ def fit_config(settings: Settings, backend: str) -> dict:
     s = settings
     return json.loads(json.dumps({
         "trainer": s.trainer, "backend": backend, "model": s.model.model_dump(),
-        "hybrid": s.hybrid.model_dump(), "features": s.features.model_dump(),
-        "embed": s.embed.model_dump()}, default=list))
+        "retrieval": s.retrieval.model_dump(), "ranker": s.ranker.model_dump(),
+        "features": s.features.model_dump(), "embed": s.embed.model_dump()}, default=list))
 
 
 @dataclass(frozen=True)
@@ -87,33 +92,27 @@ class Parts:
     users: pl.DataFrame
     items: pl.DataFrame
     arrays: dict[str, np.ndarray]
-    fusion: dict[str, Any]
+    matrices: dict[str, sp.csr_matrix]
+    ranker: str | None  # Ranker.to_json()
 
 
-def to_parts(hybrid: Hybrid) -> Parts:
-    b = hybrid.base
-    return Parts(
-        users=pl.DataFrame({"user_id": b.user_ids, "heavy": hybrid.heavy}),
-        items=pl.DataFrame({"item_id": b.item_ids, "cold": b.cold}),
-        arrays={"user_factors": b.user_factors, "item_factors": b.item_factors,
-                "item_vectors": b.item_vectors, "item_signals": b.item_signals,
-                "user_interest": hybrid.interest, "content_map": b.content_map},
-        fusion=hybrid.fusion.to_dict(),
-    )
+def to_parts(model: Model) -> Parts:
+    r = model.retrieval
+    return Parts(users=pl.DataFrame({"user_id": r.user_ids}),
+                 items=pl.DataFrame({"item_id": r.item_ids}),
+                 arrays={name: np.asarray(getattr(r, name)) for name in ARRAYS},
+                 matrices={name: sp.csr_matrix(getattr(r, name)) for name in MATRICES},
+                 ranker=model.ranker.to_json() if model.ranker is not None else None)
 
 
-def from_parts(parts: Parts) -> Hybrid:
-    """The fitted hybrid as saved."""
-    a = parts.arrays
-    b = Base(user_ids=parts.users["user_id"], user_factors=a["user_factors"],
-             item_ids=parts.items["item_id"], item_factors=a["item_factors"],
-             item_vectors=a["item_vectors"], cold=parts.items["cold"].to_numpy(),
-             item_signals=a["item_signals"], content_map=a["content_map"],
-             n_warm_fit=0, als=None, als_item_ids=None)
-    return Hybrid(base=b, fusion=Fusion.from_dict(parts.fusion), interest=a["user_interest"],
-                  heavy=parts.users["heavy"].to_numpy())
+def from_parts(parts: Parts) -> Model:
+    """The fitted model as saved."""
+    retrieval = Retrieval(user_ids=parts.users["user_id"], item_ids=parts.items["item_id"],
+                          **parts.arrays, **parts.matrices)
+    ranker = Ranker.from_json(parts.ranker) if parts.ranker is not None else None
+    return Model(retrieval=retrieval, ranker=ranker)
 
 
-def metrics_record(ds: str, run_id: str, metrics: pl.DataFrame, gate: dict) -> dict:
+def metrics_record(ds: str, run_id: str, metrics: pl.DataFrame, decision: dict) -> dict:
     """What a published version keeps of the run that published it."""
-    return {"ds": ds, "run_id": run_id, "metrics": metrics.to_dicts(), "gate": gate}
+    return {"ds": ds, "run_id": run_id, "metrics": metrics.to_dicts(), "decision": decision}

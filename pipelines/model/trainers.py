@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pipelines.core.settings import Settings
-from pipelines.model.hybrid import Trainer
+from pipelines.model.retrieval import Trainer
 
 
 def als_backend(settings: Settings) -> str:

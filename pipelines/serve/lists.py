@@ -1,5 +1,5 @@
-"""Ranked lists as frames: the top N of any dot-product model (ALS, the embedding model, the
-hybrid's fused scores) and of popularity, excluding what users have seen."""
+"""Ranked lists as frames: index and score matrices of any model to rows, dot-product and
+popularity lists, and what users have seen as a matrix."""
 
 from __future__ import annotations
 

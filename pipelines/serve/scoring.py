@@ -263,6 +263,16 @@ def _block_pairs(exclude: sp.csr_matrix, start: int, stop: int) -> tuple[np.ndar
     return rows, cols
 
 
+def rank_scores(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``n`` of each row of a score block (-inf: not eligible), best first, ties by
+    lowest index, padded with -1 / -inf: the rule ``top_n`` ranks by."""
+    n = min(n, scores.shape[1])
+    if n == 0:
+        return (np.zeros((scores.shape[0], 0), dtype=np.int64),
+                np.zeros((scores.shape[0], 0), dtype=np.float32))
+    return _rank_rows(np.asarray(scores, dtype=np.float32), n)
+
+
 def _rank_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The best ``n`` of each row of a score block, ordered and padded (the NumPy rule)."""
     part = _select_n(scores, n)

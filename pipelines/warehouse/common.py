@@ -6,18 +6,14 @@ import hashlib
 
 import polars as pl
 
-# The newest run published for a ds before the given one whose evaluation has metric@k for the
-# hybrid and popularity (runs published unevaluated are skipped).
-PUBLISHED_METRICS = """
-    select model, metric, k, value from recs.model_metrics
-    where ds = (
-        select m.ds from recs.model_metrics m
-        where m.ds < ? and m.metric = ? and m.k = ?
-          and m.model in ('hybrid', 'popularity')
-          and m.ds in (select ds from recs.pipeline_runs where status = 'success')
-        group by m.ds having count(distinct m.model) = 2
-        order by m.ds desc limit 1)
-    order by model, metric, k
+# The published candidate's lift (ranker or ranker_explore, named by the version's suffix) in
+# the newest run before the given ds that published a candidate.
+PUBLISHED_LIFT = """
+    select m.value from recs.model_metrics m
+    join recs.pipeline_runs r on r.run_id = m.run_id
+    where m.ds < ? and m.metric = ? and m.k = ?
+      and r.status = 'success' and r.model_version like '%:' || m.model
+    order by m.ds desc limit 1
 """
 
 UPSERT_RUN = """

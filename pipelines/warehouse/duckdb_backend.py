@@ -16,7 +16,6 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.core.contracts import METRIC_SCHEMA
 from pipelines.core.errors import WarehouseLocked
 from pipelines.core.failpoints import failpoint
 from pipelines.warehouse import (
@@ -34,7 +33,7 @@ from pipelines.warehouse.common import (
     DQ_SCHEMA,
     INSERT_LATE_RUN,
     PER_DS_TABLES,
-    PUBLISHED_METRICS,
+    PUBLISHED_LIFT,
     UPSERT_RUN,
     ddl_digest,
 )
@@ -173,19 +172,18 @@ class DuckDBWarehouse:
                 con.execute("rollback")
                 raise
 
-    def published_metrics(self, before: date, metric: str, k: int) -> pl.DataFrame:
-        """``model, metric, k, value`` of the newest published and evaluated run before
-        ``before`` (empty when there is none)."""
-        empty = pl.DataFrame(schema=METRIC_SCHEMA)
+    def published_lift(self, before: date, metric: str, k: int) -> float | None:
+        """The published candidate's ``metric@k`` lift in the newest run before ``before``
+        that published one (None when there is none)."""
         if not Path(self.path).exists():
-            return empty
+            return None
         with self.connect(read_only=True) as con:
             if not con.execute("select count(*) from information_schema.tables where "
                                "table_schema = 'recs' and table_name = 'model_metrics'"
                                ).fetchall()[0][0]:
-                return empty
-            found = con.sql(PUBLISHED_METRICS, params=[before, metric, k]).to_arrow_table()
-        return pl.from_arrow(found).cast(empty.schema) if found.num_rows else empty
+                return None
+            rows = con.sql(PUBLISHED_LIFT, params=[before, metric, k]).fetchall()
+        return float(rows[0][0]) if rows else None
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         with self.connect(read_only=True) as con:

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from pipelines.core.contracts import METRIC_SCHEMA
 from pipelines.core.failpoints import failpoint
 from pipelines.warehouse import (
     TABLE_COLUMNS,
@@ -36,7 +35,7 @@ from pipelines.warehouse.common import (
     DQ_SCHEMA,
     INSERT_LATE_RUN,
     PER_DS_TABLES,
-    PUBLISHED_METRICS,
+    PUBLISHED_LIFT,
     UPSERT_RUN,
     ddl_digest,
 )
@@ -229,13 +228,12 @@ class PostgresWarehouse:
                     for row in frame.iter_rows():
                         copy.write_row(row)
 
-    def published_metrics(self, before: date, metric: str, k: int) -> pl.DataFrame:
-        empty = pl.DataFrame(schema=METRIC_SCHEMA)
+    def published_lift(self, before: date, metric: str, k: int) -> float | None:
         with self.connect() as con:
             if not con.execute("select to_regclass('recs.model_metrics')").fetchall()[0][0]:
-                return empty
-            rows = con.execute(_pg(PUBLISHED_METRICS), [before, metric, k]).fetchall()
-        return pl.DataFrame(rows, schema=METRIC_SCHEMA, orient="row") if rows else empty
+                return None
+            rows = con.execute(_pg(PUBLISHED_LIFT), [before, metric, k]).fetchall()
+        return float(rows[0][0]) if rows else None
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """``sql`` with ``?`` placeholders; one statement, read in its own snapshot."""

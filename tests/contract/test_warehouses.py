@@ -55,7 +55,7 @@ def test_publish_shows_the_run_in_the_current_view(url: str) -> None:
     items = wh.query("select item_id, title from recs.items_current order by item_id")
     assert items.height == batch.catalog.height and items["title"][0] == "Item 0"
     run = wh.query("select status, n_users, n_rows, model_version from recs.pipeline_runs")
-    assert run.row(0) == ("success", 20, 200, "m1")
+    assert run.row(0) == ("success", 20, 200, "m1:ranker")
 
 
 def test_rerun_of_a_ds_replaces_it(url: str) -> None:
@@ -147,12 +147,14 @@ def test_run_records_and_metrics_round_trip(url: str) -> None:
         "failed", "validate failed: boom")
     assert wh.query("select expectation from recs.dq_results")["expectation"].to_list() == [
         "not_null"]
-    assert wh.published_metrics(D2, "ndcg", 10).is_empty()
+    assert wh.published_lift(D2, "lift_ndcg", 10) is None
     wh.publish(make_batch(D1, seed=5), RULES)
-    got = wh.published_metrics(D2, "ndcg", 10)
-    assert dict(zip(got["model"], got["value"], strict=True)) == pytest.approx(
-        {"hybrid": 0.25, "popularity": 0.1})
-    assert wh.published_metrics(D1, "ndcg", 10).is_empty()  # only runs before the ds
+    assert wh.published_lift(D2, "lift_ndcg", 10) == pytest.approx(2.5)
+    assert wh.published_lift(D1, "lift_ndcg", 10) is None  # only runs before the ds
+    # A run that published a baseline says nothing about the ranker's lift.
+    baseline = replace(make_batch(D2, seed=7), model_version="m7:pop_7d")
+    wh.publish(baseline, RULES)
+    assert wh.published_lift(D2 + timedelta(days=1), "lift_ndcg", 10) == pytest.approx(2.5)
 
 
 # --- recovery: SIGKILL at each failpoint ------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 
 from jobs.context import RunContext
 from pipelines.core import catalog as cat
-from tests.support.workspace import SMALL_LAST, copy_workspace
+from tests.support.workspace import SMALL_LAST, copy_workspace, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -106,6 +106,8 @@ def airflow(tmp_path: Path, two_nights: Path) -> Iterator[tuple[Airflow, RunCont
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        # The workers read the settings the clean runs had (make_settings), not the defaults.
+        "RECS_CONFIG": str(write_config(settings, tmp_path / "recs.toml")),
         "RECS_RAW_ROOT": settings.raw_root,
         "RECS_LAKE_ROOT": settings.lake_root,
         "RECS_WAREHOUSE": settings.warehouse,

@@ -98,13 +98,14 @@ def test_rerun_and_out_of_order_backfill_give_the_same_state(
         assert _state(settings, ds).equals(reference[ds]), ds
 
 
-def test_evaluate_scores_the_embedding_model_from_the_cutoff_state(nights: Path) -> None:
+def test_evaluate_scores_the_interest_memory_from_the_cutoff_state(nights: Path) -> None:
     settings = make_settings(nights)
-    settings = replace(settings, eval=replace(settings.eval, holdout_days=2))  # cut-off DAYS[0]
+    # Cut-off DAYS[0], the first day with an interest memory.
+    settings = replace(settings, eval={"holdout_days": 2, "min_test_users": 1})
     summary = run_task("evaluate", RunContext(settings, DAYS[2], "eval"))
     assert summary["cutoff"] == DAYS[0].isoformat()
     metrics = _read(settings, cat.METRICS, DAYS[2])
-    assert set(metrics["model"]) == {"popularity", "als", "als_content", "embedding", "hybrid"}
-    embedding = metrics.filter(pl.col("model") == "embedding",
-                               pl.col("metric").is_in(["recall", "ndcg", "map", "hit_rate"]))
-    assert embedding["value"].is_between(0, 1).all() and embedding["value"].max() > 0
+    assert {"interest", "content", "als_plain"} <= set(metrics["model"])
+    interest = metrics.filter(pl.col("model") == "interest",
+                              pl.col("metric").is_in(["recall", "ndcg", "map", "hit_rate"]))
+    assert interest["value"].is_between(0, 1).all() and interest["value"].max() > 0

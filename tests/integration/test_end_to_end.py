@@ -10,7 +10,8 @@ import pytest
 
 from jobs.context import RunContext, default_run_id
 from pipelines.core import catalog as cat
-from pipelines.core.settings import Settings
+from pipelines.core.settings import Settings, replace
+from pipelines.model.retrieval import BASELINES
 from pipelines.warehouse import Warehouse
 from tests.support.workspace import SMALL_SPEC, copy_workspace, recs_cli
 
@@ -43,8 +44,20 @@ def test_two_days_fill_current_view(two_days: Settings) -> None:
     runs = wh.query("select ds, status from recs.pipeline_runs order by ds")
     assert runs.rows() == [(DAY1, "success"), (DAY2, "success")]
     metrics = wh.query("select distinct model from recs.model_metrics order by model")
-    assert metrics["model"].to_list() == ["als", "als_content", "hybrid", "popularity"]
+    # The generated catalog has descriptions: the explored candidate is measured too.
+    assert set(metrics["model"]) == {"ranker", "ranker_explore", *BASELINES}
     assert wh.query("select count(*) as n from recs.popular_current")["n"][0] > 0
+    # Two weeks of generated history are enough to train and evaluate the ranker.
+    published = wh.query("select distinct model_version from recs.recommendations_current")
+    assert published["model_version"][0].split(":")[1] in ("ranker", "ranker_explore")
+
+
+def test_every_user_with_history_gets_a_list(two_days: Settings) -> None:
+    ctx = RunContext(two_days, DAY2, "-")
+    users = ctx.lake.read(cat.USER_FEATURES, ds=DAY2)["user_id"]
+    listed = warehouse(two_days).query(
+        "select distinct user_id from recs.recommendations_current")["user_id"]
+    assert set(listed) == set(users)
 
 
 def test_no_seen_or_unavailable_items(two_days: Settings) -> None:
@@ -92,23 +105,26 @@ def test_task_summaries_account_for_every_row(two_days: Settings) -> None:
         assert lake.exists(cat.SUMMARIES[task], ds=DAY2)
 
 
-def test_quality_gate_refuses_a_model_and_force_publish_overrides(
-        two_days: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    strict = tmp_path / "strict.toml"
-    strict.write_text("[gate]\nmin_lift_over_popularity = 100.0\n")
-    monkeypatch.setenv("RECS_CONFIG", str(strict))
+def test_a_refused_ranker_leaves_the_best_baseline_and_force_publish_overrides(
+        two_days: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     before = warehouse(two_days).query(ALL_ROWS)
-    assert recs_cli(two_days, monkeypatch, "run", "--ds", DAY2.isoformat()) == 1
+    strict = replace(two_days, gate={"min_lift": 100.0})
+    assert recs_cli(strict, monkeypatch, "run", "--ds", DAY2.isoformat()) == 0
     wh = warehouse(two_days)
-    assert wh.query(ALL_ROWS).equals(before)
-    run = wh.query("select status, message, report from recs.pipeline_runs where ds = ?", [DAY2])
-    assert run["status"].to_list() == ["failed"]
-    assert "does not beat popularity" in run["message"][0]
-    assert Path(run["report"][0]).is_file()  # the report says why
-    assert recs_cli(two_days, monkeypatch, "run", "--ds", DAY2.isoformat(),
+    run = wh.query("select status, model_version, message, report from recs.pipeline_runs "
+                   "where ds = ?", [DAY2]).row(0, named=True)
+    best = run["model_version"].split(":")[1]
+    assert run["status"] == "success" and best in BASELINES
+    assert run["message"].startswith(f"published {best}; gate: published the best baseline "
+                                     f"{best}: the best baseline {best}")
+    assert Path(run["report"]).is_file()  # the report says why
+    current = wh.query("select distinct model_version from recs.recommendations where ds = ?",
+                       [DAY2])
+    assert current["model_version"].to_list() == [run["model_version"]]
+    assert recs_cli(strict, monkeypatch, "run", "--ds", DAY2.isoformat(),
                     "--force-publish") == 0
-    run = warehouse(two_days).query("select status, message from recs.pipeline_runs "
-                                    "where ds = ?", [DAY2])
-    assert run["status"].to_list() == ["success"]
-    assert run["message"][0].startswith("published; gate: force_publish despite")
+    run = warehouse(two_days).query("select status, model_version, message from "
+                                    "recs.pipeline_runs where ds = ?", [DAY2]).row(0, named=True)
+    assert run["status"] == "success" and run["model_version"].endswith(":ranker")
+    assert run["message"].startswith("published ranker; gate: force_publish despite")
     assert warehouse(two_days).query(ALL_ROWS).equals(before)

@@ -40,19 +40,15 @@ def test_recs_run_publishes_the_same_rows_into_postgresql(
     assert runs.rows() == [(DAY2, "success")]
 
 
-def _with_shards(settings: Settings, shards: int, tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> Settings:
-    config = tmp_path / "recs.toml"
-    config.write_text(f"[serve]\nshards = {shards}\n[dask]\nworkers = 2\n")
-    monkeypatch.setenv("RECS_CONFIG", str(config))
-    return replace(settings, serve=replace(settings.serve, shards=shards))
+def _with_shards(settings: Settings, shards: int) -> Settings:
+    return replace(settings, serve={"shards": shards}, dask={"workers": 2})
 
 
 def test_shards_on_dask_workers_publish_the_same_lists(
         two_nights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = copy_workspace(two_nights, tmp_path / "ws")
     before = _current(settings)
-    sharded = _with_shards(settings, 3, tmp_path, monkeypatch)
+    sharded = _with_shards(settings, 3)
     for task in ("precompute", "publish"):
         assert recs_cli(sharded, monkeypatch, "task", task, "--ds", DAY2.isoformat()) == 0
     for i in range(3):
@@ -61,11 +57,10 @@ def test_shards_on_dask_workers_publish_the_same_lists(
     assert _current(settings).equals(before)
 
 
-def test_publish_refuses_until_every_shard_is_scored(
-        two_nights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_refuses_until_every_shard_is_scored(two_nights: Path, tmp_path: Path) -> None:
     settings = copy_workspace(two_nights, tmp_path / "ws")
     before = _current(settings)
-    sharded = _with_shards(settings, 3, tmp_path, monkeypatch)
+    sharded = _with_shards(settings, 3)
     ctx = RunContext(sharded, DAY2, default_run_id(DAY2))
     run_task("precompute", ctx, shard=1)
     with pytest.raises(UpstreamMissing, match=r"missing shard\(s\) 0, 2"):
@@ -95,11 +90,9 @@ def test_diversity_reranking_publishes_capped_lists_through_the_audit(
     settings = copy_workspace(two_nights, tmp_path / "ws")
     wh = open_warehouse(settings.warehouse)
     relevance_only = wh.query(CATEGORIES_PER_LIST)["n"][0]
-    config = tmp_path / "recs.toml"
-    config.write_text("[serve]\nmmr_lambda = 0.5\nmax_per_category = 2\ntop_n = 10\n")
-    monkeypatch.setenv("RECS_CONFIG", str(config))
+    diverse = replace(settings, serve={"mmr_lambda": 0.5, "max_per_category": 2, "top_n": 10})
     for task in ("precompute", "publish"):
-        assert recs_cli(settings, monkeypatch, "task", task, "--ds", DAY2.isoformat()) == 0
+        assert recs_cli(diverse, monkeypatch, "task", task, "--ds", DAY2.isoformat()) == 0
     per_category = wh.query(
         "select r.user_id, i.category, count(*) as n from recs.recommendations_current as r "
         "join recs.items_current as i using (item_id) where i.category is not null "

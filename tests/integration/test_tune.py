@@ -26,7 +26,7 @@ def snapshot(root: str) -> dict[str, tuple[int, int]]:
 
 
 def tuned_sections(settings: Settings) -> tuple:
-    return settings.model, settings.hybrid
+    return settings.model, settings.ranker
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,12 @@ def test_tune_writes_a_loadable_best_config(two_days: Settings, tmp_path: Path) 
     assert len(study.trials) == 3
     first = study.trials[0]
     assert first.params == current_params(two_days)
-    # With validation_days == holdout_days the objective is exactly the evaluate task's
-    # hybrid metric of ds under the current config.
-    assert two_days.hybrid.validation_days == two_days.eval.holdout_days
-    metrics = RunContext(two_days, DAY2, "-").lake.read(cat.METRICS, ds=DAY2)
-    evaluated = metrics.filter((pl.col("model") == "hybrid") & (pl.col("metric") == "ndcg")
+    # The evaluation held out eval.holdout_days (it did not need to widen), so the objective
+    # is exactly the evaluate task's ranker metric of ds under the current config.
+    lake = RunContext(two_days, DAY2, "-").lake
+    assert lake.read(cat.EVALUATE_SUMMARY, ds=DAY2).holdout_days == two_days.eval.holdout_days
+    metrics = lake.read(cat.METRICS, ds=DAY2)
+    evaluated = metrics.filter((pl.col("model") == "ranker") & (pl.col("metric") == "ndcg")
                                & (pl.col("k") == two_days.gate.k))["value"].item()
     assert first.value == pytest.approx(evaluated)
     assert study.best_value >= first.value
@@ -74,7 +75,8 @@ def test_too_little_history_is_a_named_error(two_days: Settings, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "long.toml"
-    config.write_text(f"[hybrid]\nvalidation_days = {SMALL_SPEC.n_days}\n")
+    days = SMALL_SPEC.n_days
+    config.write_text(f"[eval]\nholdout_days = {days}\nmax_holdout_days = {days}\n")
     out = tmp_path / "never.toml"
     assert recs_cli(two_days, monkeypatch, "--config", str(config), "tune",
                     "--ds", DAY2.isoformat(), "--out", str(out)) == 1

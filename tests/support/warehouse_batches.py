@@ -35,13 +35,14 @@ def make_batch(ds: date, seed: int = 0, n_users: int = 20, top_n: int = TOP_N) -
         "user_id": pl.String, "rank": pl.Int32, "item_id": pl.String, "score": pl.Float64,
         "reason": pl.String})
     return RunBatch(
-        ds=ds, run_id=f"run-{ds}-{seed}", model_version=f"m{seed}",
+        ds=ds, run_id=f"run-{ds}-{seed}", model_version=f"m{seed}:ranker",
         recommendations=recommendations,
         popular=pl.DataFrame({"rank": pl.Series(range(1, 6), dtype=pl.Int32),
                               "item_id": items[:5], "score": [5.0, 4, 3, 2, 1]}),
-        metrics=pl.DataFrame({"model": ["hybrid", "popularity"], "metric": ["ndcg", "ndcg"],
-                              "k": pl.Series([10, 10], dtype=pl.Int32),
-                              "value": [0.2 + seed / 100, 0.1]}),
+        metrics=pl.DataFrame({"model": ["ranker", "pop_7d", "ranker"],
+                              "metric": ["ndcg", "ndcg", "lift_ndcg"],
+                              "k": pl.Series([10, 10, 10], dtype=pl.Int32),
+                              "value": [0.2 + seed / 100, 0.1, 2 + seed / 10]}),
         catalog=pl.DataFrame({"item_id": items, "title": [f"Item {j}" for j in range(N_ITEMS)],
                               "category": [f"c{j % 4}" for j in range(N_ITEMS)],
                               "available": [True] * (N_ITEMS - 1) + [False]}),

@@ -38,12 +38,16 @@ def shared_dataset(name: str) -> Path:
 
 
 def make_settings(root: Path) -> Settings:
+    """Settings for a workspace; the holdout and the ranker's training days are short enough
+    for two weeks of generated history to train and evaluate a ranker."""
     return replace(
         Settings(),
         raw_root=str(root / "raw"),
         lake_root=str(root / "lake"),
         warehouse=f"duckdb:///{root / 'warehouse.duckdb'}",
         device="cpu",
+        eval={"holdout_days": 3, "min_test_users": 50},
+        ranker={"label_days": 3, "split_step_days": 2, "splits": 3},
     )
 
 
@@ -62,10 +66,21 @@ def prepare_history(settings: Settings, spec: GenerateSpec, first_nightly: date)
         day += timedelta(days=1)
 
 
+def write_config(settings: Settings, path: Path) -> Path:
+    """``settings`` as a TOML file ``load_settings`` reads back equal."""
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(settings.model_dump(mode="json")))
+    return path
+
+
 def recs_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """``recs ARGS`` with the stores of ``settings`` in its environment."""
+    """``recs ARGS`` with ``settings`` as its config file (beside the lake) and its stores in
+    its environment."""
     from jobs.cli import main
 
+    config = write_config(settings, Path(settings.lake_root).parent / "recs.toml")
+    monkeypatch.setenv("RECS_CONFIG", str(config))
     monkeypatch.setenv("RECS_RAW_ROOT", settings.raw_root)
     monkeypatch.setenv("RECS_LAKE_ROOT", settings.lake_root)
     monkeypatch.setenv("RECS_WAREHOUSE", settings.warehouse)
@@ -83,4 +98,5 @@ def movielens_settings(root: Path) -> Settings:
     # last days are thin (849 ratings in the last 3), so hold out two weeks, as
     # `recs experiment movielens` does.
     return replace(make_settings(root), validate={"accept_anomalies": True},
-                   eval={"holdout_days": 14}, hybrid={"validation_days": 7})
+                   eval={"holdout_days": 14, "min_test_users": 200},
+                   ranker={"label_days": 7, "split_step_days": 4, "splits": 8})

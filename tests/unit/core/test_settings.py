@@ -45,7 +45,8 @@ def test_defaults() -> None:
     assert s.features.event_weights["purchase"] == 8.0
     assert s.model == ModelSettings(factors=32, iterations=15, regularization=5.0, alpha=1.0,
                                     seed=42)
-    assert s.eval == EvalSettings(holdout_days=3, k=(10, 20, 50))
+    assert s.eval == EvalSettings(holdout_days=7, min_test_users=200, max_holdout_days=28,
+                                  k=(10, 20, 50))
     assert s.serve == ServeSettings(top_n=100, exclude_seen=True)
 
 
@@ -163,7 +164,9 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
         ("[gate]\nk = 5\n", NO_ENV, "gate.k"),
         ('[embed]\nprecision = "int8"\n', NO_ENV, "embed.precision"),
         ("[embed]\ninterest_alpha = 0.0\n", NO_ENV, "embed.interest_alpha"),
-        ("[hybrid]\nridge = 0.0\n", NO_ENV, "hybrid.ridge"),
+        ("[retrieval]\nridge = 0.0\n", NO_ENV, "retrieval.ridge"),
+        ("[ranker]\nsplits = 0\n", NO_ENV, "ranker.splits"),
+        ("[eval]\nmax_holdout_days = 3\n", NO_ENV, "max_holdout_days must be at least"),
         ('[serve]\nexclude_event_types = ["like"]\n', NO_ENV, "serve.exclude_event_types"),
         ("[serve]\nexclude_event_types = [1]\n", NO_ENV, "serve.exclude_event_types"),
         ("[serve]\nmmr_lambda = 1.5\n", NO_ENV, "serve.mmr_lambda"),
@@ -202,7 +205,7 @@ def test_apply_overrides_with_dotted_keys() -> None:
     assert s.model.factors == 4
     assert s.device == "cpu"
     assert s.features.half_life_days == 2.5
-    assert s.eval.holdout_days == 3
+    assert s.eval.holdout_days == 7
     # Everything else is untouched and the input is not modified.
     assert s.model == replace(base.model, factors=4)
     assert base.serve.top_n == 100

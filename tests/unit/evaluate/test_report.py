@@ -27,11 +27,12 @@ SUMMARIES = {
     "embed": {"items": {"texts": 400, "embedded": 3, "reused": 397}, "seconds": 4},
     "precompute": {"rows": 60000, "users": 600},
 }
-GATE = {"passed": False, "reason": "recall@20 fell 12% below the live model", "forced": True,
+GATE = {"published": "ranker", "ranker_passed": False, "forced": True, "evaluated": True,
+        "reason": "recall@20 fell 12% below the live model",
         "numbers": {"candidate_recall": 0.1234, "live_recall": 0.1402}}
 
 
-def _metrics(models: tuple[str, ...] = ("popularity", "als", "embedding"),
+def _metrics(models: tuple[str, ...] = ("pop_7d", "als", "content"),
              metrics: tuple[str, ...] = (*RANKING, "coverage", "novelty")) -> pl.DataFrame:
     # Distinct, exactly representable values so a table cell can be asserted literally.
     rows = [(model, metric, k, (i + 1) / 8 + j / 64 + k / 1024)
@@ -85,16 +86,20 @@ def test_header_shows_the_run(page: str) -> None:
 
 def test_gate_verdict_reason_and_numbers(page: str) -> None:
     assert '<div class="gate fail"' in page
-    assert "Gate failed (publication forced)" in page
+    assert "Decision: published ranker (publication forced)" in page
     assert "recall@20 fell 12% below the live model" in page
     assert "<td>0.1234</td>" in page and "<td>0.1402</td>" in page
-    passed = _render_text(gate={"passed": True, "reason": "ok", "forced": False, "numbers": {}})
-    assert '<div class="gate pass"' in passed and "Gate passed" in passed
+    passed = _render_text(gate={"published": "ranker", "ranker_passed": True, "forced": False,
+                                "reason": "ok", "numbers": {}})
+    assert '<div class="gate pass"' in passed and "Decision: published ranker" in passed
+    unchecked = _render_text(gate={"published": "pop_decayed", "evaluated": False,
+                                   "ranker_passed": False, "reason": "not evaluated"})
+    assert "Decision: published pop_decayed (not evaluated)" in unchecked
     assert 'id="gate"' not in _render_text(gate=None)
 
 
 def test_metric_table_has_models_as_columns_and_every_value(page: str) -> None:
-    assert "<th>Metric</th><th>K</th><th>popularity</th><th>als</th><th>embedding</th>" in page
+    assert "<th>Metric</th><th>K</th><th>pop_7d</th><th>als</th><th>content</th>" in page
     for model, metric, k, value in _metrics().iter_rows():
         assert f"<td>{value:.4f}</td>" in page, (model, metric, k)
     # als (i=1) recall (j=0) @20: 2/8 + 0 + 20/1024 = 0.26953125
@@ -123,7 +128,8 @@ def test_every_input_string_is_escaped() -> None:
                    metrics=_metrics(models=("als", evil, "$x$", "_hidden")),
                    cold=_cold(models=(evil,)),
                    summaries={evil: {evil: evil}},
-                   gate={"passed": False, "reason": evil, "forced": False, "numbers": {evil: 1.0}})
+                   gate={"published": evil, "ranker_passed": False, "reason": evil,
+                         "forced": False, "numbers": {evil: 1.0}})
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&#34;&lt;script&gt;" in page  # the quote too (markupsafe writes &#34;)
@@ -168,3 +174,15 @@ def test_missing_metric_column_is_a_named_error() -> None:
         _render(metrics=_metrics().drop("k"))
     with pytest.raises(ReportInputError, match="cold is missing column"):
         _render(cold=_cold().drop("n_warm_pairs"))
+
+
+def test_the_lifts_table_shows_every_interval() -> None:
+    lifts = pl.DataFrame([{"candidate": "ranker", "baseline": b, "metric": "ndcg", "k": 10,
+                           "candidate_value": 0.25, "baseline_value": v, "lift": 0.25 / v,
+                           "lift_lo": 0.25 / v - 0.1, "lift_hi": 0.25 / v + 0.1, "users": 300}
+                          for b, v in (("pop_7d", 0.2), ("als_plain", 0.125))])
+    page = _render_text(lifts=lifts)
+    section = page.split('<section id="lifts">')[1].split("</section>")[0]
+    assert ('<td class="label">pop_7d</td><td class="label">ndcg@10</td><td>0.2500</td>'
+            "<td>0.2000</td><td>1.250</td><td>1.150 – 1.350</td><td>300</td>") in section
+    assert "No lifts for this run" in _render_text()

@@ -1,5 +1,5 @@
-"""Lists as frames: padding dropped, seen pairs, popularity lists, the interaction matrix and the
-embedding model's cosine lists (the top-N engine itself is tested in tests/contract)."""
+"""Lists as frames: padding dropped, seen pairs, popularity lists and the interaction matrix
+(the top-N engine itself is tested in tests/contract)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipelines.core.contracts import REC_SCHEMA
-from pipelines.model.als import build_matrix, fit_als
+from pipelines.model.als import build_matrix
 from pipelines.serve.lists import (
     lists_frame,
     popularity_lists,
@@ -89,38 +89,3 @@ def test_build_matrix_with_catalog_columns() -> None:
     data = build_matrix(inter, item_ids=pl.Series(["d", "b", "a"]))
     assert data.item_ids.to_list() == ["a", "b", "d"]
     assert data.matrix.toarray().tolist() == [[0, 1.0, 0]]
-
-
-# --- the embedding model ------------------------------------------------------------------
-
-def test_embedding_model_ranks_by_cosine_to_the_interest_vector() -> None:
-    from pipelines.core.settings import Settings
-    from pipelines.evaluate.holdout import evaluation_lists
-    from pipelines.model.hybrid import AsOf
-
-    def vectors(key: str, rows: dict[str, list[float]]) -> pl.DataFrame:
-        return pl.DataFrame({key: list(rows)}).with_columns(pl.Series(
-            "vector", np.array(list(rows.values()), dtype=np.float32),
-            dtype=pl.Array(pl.Float32, 2)))
-
-    train = AsOf(
-        interactions=pl.DataFrame({"user_id": ["u1", "u2", "u2"], "item_id": ["a", "b", "c"],
-                                   "confidence": [1.0, 1.0, 1.0]}),
-        items=pl.DataFrame({"item_id": ["a", "b", "c"], "n_users": [1, 1, 1],
-                            "popularity": [1.0, 1.0, 1.0], "trend": [1.0, 1.0, 1.0]}),
-        users=pl.DataFrame({"user_id": ["u1", "u2"], "n_events": [1, 2]}),
-        item_vectors=vectors("item_id", {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.8, 0.6]}),
-        interest=vectors("user_id", {"u1": [1.0, 0.0]}),  # u2 has no interest memory yet
-    )
-    truth = pl.DataFrame({"user_id": ["u1", "u2"], "item_id": ["c", "a"]})
-    settings = Settings()
-    lists, _ = evaluation_lists(train, None, truth, settings,
-                                lambda data: fit_als(data, settings.model))
-    got = lists["embedding"]
-    # u1 saw a: c (cosine 0.8) comes before b (0); u2 gets nothing without a vector.
-    assert got.select("user_id", "rank", "item_id").rows() == [("u1", 1, "c"), ("u1", 2, "b")]
-    np.testing.assert_allclose(got["score"], [0.8, 0.0], atol=1e-6)
-    assert {"popularity", "als", "als_content", "hybrid"} <= set(lists)
-    no_memory = AsOf(**{**train.__dict__, "interest": None})
-    assert "embedding" not in evaluation_lists(no_memory, None, truth, settings,
-                                               lambda data: fit_als(data, settings.model))[0]

@@ -1,0 +1,212 @@
+"""The recommender a night trains: the fitted generators and the ranker over their candidates,
+and the lists any of them gives (the ranker's, or one generator's as a baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from pipelines.core.settings import RetrievalSettings, Settings
+from pipelines.model.ranker import Ranker, candidates, fit_ranker, labelled, merge_sets
+from pipelines.model.retrieval import GENERATORS, AsOf, Retrieval, Trainer, fit_retrieval
+from pipelines.serve.scoring import rank_scores, top_n
+
+RANKER = "ranker"
+# The ranker's lists with retrieval.exploration_slots of them given to cold items: a second
+# candidate, which evaluation measures against the first.
+EXPLORED = "ranker_explore"
+CANDIDATES = (RANKER, EXPLORED)
+# Bytes per (user, item) of a block: every generator's float32 scores and int32 ranks, the
+# exclusion mask and the candidate mask.
+_BLOCK_BYTES = (len(GENERATORS) + 1) * (4 + 4) + 2
+
+
+# The generators whose scores are one dot product: (user vectors, item vectors, item mask).
+DOT_PRODUCTS = {
+    "als": lambda r: (r.user_factors, r.item_factors, None),
+    "als_plain": lambda r: (r.user_factors, r.als_factors, r.als_warm),
+    "interest": lambda r: (r.interest, r.item_vectors, None),
+    "content": lambda r: (r.content, r.item_vectors, None),
+}
+
+
+@dataclass
+class Model:
+    retrieval: Retrieval
+    ranker: Ranker | None  # None when there was too little to train it on
+
+    def candidates(self, cfg: RetrievalSettings) -> tuple[str, ...]:
+        """The lists that compete with the baselines: none without a ranker, the explored
+        variant only with exploration slots and content vectors to choose cold items by."""
+        if self.ranker is None:
+            return ()
+        if cfg.exploration_slots and self.retrieval.content.shape[1]:
+            return CANDIDATES
+        return (RANKER,)
+
+
+# Calls ``fn(shared, shard=i, shards=n)`` for every user shard i and returns the results in
+# shard order (``pipelines.core.engines.shard_map``: in process, or on Dask workers).
+ShardMap = Callable[[Callable[..., Any], Any], list]
+
+
+def in_process(fn: Callable[..., Any], shared: Any) -> list:
+    return [fn(shared, shard=0, shards=1)]
+
+
+def fit_model(current: AsOf, splits: list[tuple[AsOf, pl.DataFrame]], settings: Settings,
+              trainer: Trainer, map_shards: ShardMap = in_process) -> Model:
+    """The generators as of ``current.day`` and the ranker trained on ``splits``: the inputs
+    as of each training day with the new positive pairs of the days after it; each day's
+    candidates are generated in user shards by ``map_shards``."""
+    cfg, rcfg = settings.retrieval, settings.ranker
+    # The ranker can only weigh the interest memory if it had one on every training day.
+    use_interest = bool(splits) and all(asof.interest is not None for asof, _ in splits)
+    sets = []
+    for asof, truth in splits:
+        ret = fit_retrieval(asof, cfg, trainer)
+        shard = partial(labelled, truth=truth, cfg=rcfg, k=cfg.candidates,
+                        new_item_days=cfg.new_item_days, use_interest=use_interest,
+                        block=block_users(ret.n_items, settings.serve.memory_mb))
+        sets.append(merge_sets(map_shards(shard, ret)))
+    ranker = fit_ranker(sets, rcfg, settings.model.seed, use_interest=use_interest)
+    return Model(retrieval=fit_retrieval(current, cfg, trainer), ranker=ranker)
+
+
+def block_users(n_items: int, memory_mb: float) -> int:
+    """Users scored at once so that a block's score matrices fit ``memory_mb``."""
+    return max(1, int(memory_mb * 2**20 // max(n_items * _BLOCK_BYTES, 1)))
+
+
+def _blocks(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def ranked(model: Model, name: str, rows: np.ndarray, n: int, cfg: RetrievalSettings,
+           exclude: sp.csr_matrix | None = None, item_mask: np.ndarray | None = None,
+           memory_mb: float = 512, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Item rows (-1 padded) and scores of the best ``n`` per user row, best first, by model
+    ``name``; ``exclude``: len(rows) x items, non-zero where an item must not be listed;
+    ``item_mask``: True for items that may be listed at all; ``cfg``: the candidates the
+    ranker was trained with. Dot-product models are scored by ``top_n`` on ``device``."""
+    ret = model.retrieval
+    n = min(n, ret.n_items)
+    if name in DOT_PRODUCTS:
+        users, items, mask = DOT_PRODUCTS[name](ret)
+        if item_mask is not None:
+            mask = item_mask if mask is None else mask & item_mask
+        return top_n(users[rows], items, n, exclude=exclude, item_mask=mask,
+                     memory_mb=memory_mb, device=device)
+    idx = np.full((len(rows), n), -1, dtype=np.int64)
+    scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
+    size = block_users(ret.n_items, memory_mb)
+    for b, block in enumerate(_blocks(rows, size)):
+        at = slice(b * size, b * size + len(block))
+        excl = exclude[at] if exclude is not None else None
+        if name in CANDIDATES:
+            if model.ranker is None:
+                raise ValueError(f"{name}: this model has no ranker (too little history to "
+                                 "train one); its lists are a generator's")
+            idx[at], scores[at] = _ranker_block(model, block, n, cfg, excl, item_mask,
+                                                explored=name == EXPLORED)
+            continue
+        s = ret.scores(name, block)
+        if excl is not None:
+            coo = excl.tocoo()
+            s[coo.row, coo.col] = -np.inf
+        if item_mask is not None:
+            s[:, ~item_mask] = -np.inf
+        idx[at], scores[at] = rank_scores(s, n)
+    return idx, scores
+
+
+def explore(idx: np.ndarray, scores: np.ndarray, fresh: np.ndarray,
+            window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``fresh`` items (cold ones, best first, -1 padded) at evenly spaced places
+    within its first ``window`` ones, unless already there; the items they displace move one
+    place down and the list keeps its length. An inserted item takes the score of the place it
+    takes, so scores stay non-increasing."""
+    n = idx.shape[1]
+    window = min(window, n)
+    out_idx, out_scores = idx.copy(), scores.copy()
+    for r in range(len(idx)):
+        wanted = [int(i) for i in fresh[r] if i >= 0 and i not in idx[r, :window]]
+        if not wanted:
+            continue
+        places = [(j + 1) * window // (len(fresh[r]) + 1) for j in range(len(wanted))]
+        items, values = list(idx[r]), list(scores[r])
+        for item, place in zip(wanted, places, strict=True):
+            if item in items:  # lower in the list: it moves up
+                at = items.index(item)
+                del items[at], values[at]
+            items.insert(place, item)
+            # The displaced item's score; past the end of a short list, the last one's.
+            finite = [v for v in values[:place + 1] if np.isfinite(v)]
+            values.insert(place, values[place] if np.isfinite(values[place]) else
+                          (finite[-1] if finite else np.float32(0)))
+        out_idx[r], out_scores[r] = items[:n], values[:n]
+    return out_idx, out_scores
+
+
+def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings,
+                  exclude: sp.csr_matrix | None, item_mask: np.ndarray | None,
+                  explored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The ranker's order of each user's candidates; a user with fewer than ``n``
+    candidates gets the most popular remaining items after them. ``explored``: with
+    ``cfg.exploration_slots`` cold items placed among the first ``cfg.exploration_window``."""
+    ret = model.retrieval
+    cand = candidates(ret, rows, cfg.candidates, cfg.new_item_days, exclude=exclude,
+                      item_mask=item_mask, use_interest=model.ranker.uses_interest)
+    block = np.full((len(rows), ret.n_items), -np.inf, dtype=np.float32)
+    block[cand.local, cand.items] = model.ranker.predict(cand.features).astype(np.float32)
+    # Explored lists are built to the window's depth and cut after, so a shorter list is the
+    # start of a longer one: the slots sit at the same places whatever n is.
+    depth = min(max(n, cfg.exploration_window), ret.n_items) if explored else n
+    idx, scores = rank_scores(block, depth)
+    idx, scores = _fill(ret, block, idx, scores, depth, exclude, item_mask)
+    if explored and cfg.exploration_slots and ret.content.shape[1]:
+        # The cold items most like the user's last ones: the ranker, trained where cold items
+        # are rare, would rank them too low when many arrive at once.
+        content = ret.scores("content", rows)
+        content[:, ~ret.cold()] = -np.inf
+        content[np.abs(ret.content[rows]).sum(axis=1) == 0] = -np.inf
+        if exclude is not None:
+            coo = exclude.tocoo()
+            content[coo.row, coo.col] = -np.inf
+        if item_mask is not None:
+            content[:, ~item_mask] = -np.inf
+        fresh, _ = rank_scores(content, cfg.exploration_slots)
+        idx, scores = explore(idx, scores, fresh, cfg.exploration_window)
+    return idx[:, :n], scores[:, :n]
+
+
+def _fill(ret: Retrieval, block: np.ndarray, idx: np.ndarray, scores: np.ndarray, n: int,
+          exclude: sp.csr_matrix | None, item_mask: np.ndarray | None,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if not len(short):
+        return idx, scores
+    # Too few candidates: popularity fills the rest, below the ranked ones.
+    fill = np.broadcast_to(ret.popularity("pop_decayed").astype(np.float32),
+                           (len(short), ret.n_items)).copy()
+    fill[np.isfinite(block[short])] = -np.inf
+    if exclude is not None:
+        coo = exclude[short].tocoo()
+        fill[coo.row, coo.col] = -np.inf
+    if item_mask is not None:
+        fill[:, ~item_mask] = -np.inf
+    extra, _ = rank_scores(fill, n)
+    for j, r in enumerate(short):
+        have = int((idx[r] >= 0).sum())
+        add = extra[j][extra[j] >= 0][:n - have]
+        floor = scores[r, have - 1] if have else np.float32(0)
+        idx[r, have:have + len(add)] = add
+        scores[r, have:have + len(add)] = floor - np.arange(1, len(add) + 1, dtype=np.float32)
+    return idx, scores

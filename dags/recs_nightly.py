@@ -12,6 +12,8 @@ Each task runs `jobs/tasks/<task>.py`, which calls its stage in `pipelines/<stag
 
 - **Schedule**: daily at 00:00 UTC (`RECS_SCHEDULE`); the run for `ds` starts once that day
   has closed, and `wait_for_raw` waits up to 6 h for `raw/events/ds=<ds>/` to land.
+- **First day**: `RECS_START_DATE` (default 1995-01-01). A run or backfill of an earlier day
+  fails in `wait_for_raw`, naming the setting; catchup is off, so nothing old is scheduled.
 - **Order**: `validate` (deduplication against earlier days), `embed` (user-interest memory)
   and `publish` (the gate compares with the previous day) wait for the same task of the
   previous day (`depends_on_past`), so a backfill goes oldest first.
@@ -68,7 +70,10 @@ DEFAULT_ARGS = {
     # ds = the data interval's start: the run at 00:00 on day D+1 processes day D.
     schedule=CronDataIntervalTimetable(os.environ.get("RECS_SCHEDULE", "0 0 * * *"),
                                        timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # Every day is runnable as far as Airflow knows (catchup is off, so nothing old is
+    # scheduled): the first day the pipeline runs for is RECS_START_DATE, which wait_for_raw
+    # enforces, so a run of an earlier day fails loudly instead of succeeding with no task.
+    start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -103,7 +108,8 @@ def recs_nightly():
     @task.sensor(mode="reschedule", poke_interval=timedelta(minutes=10), timeout=RAW_WAIT,
                  exponential_backoff=False, retries=0)
     def wait_for_raw(**context) -> bool:
-        from jobs.airflow_tasks import raw_landed
+        from jobs.airflow_tasks import check_start, raw_landed
+        check_start(context)
         return raw_landed(context, RAW_WAIT)
 
     @task(depends_on_past=True, execution_timeout=timedelta(hours=1))

@@ -7,6 +7,7 @@ environment plus the run's params, parsed here once per task.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,36 @@ PARAM_OVERRIDES = {
     "accept_anomalies": "validate.accept_anomalies",
     "force_publish": "gate.force_publish",
 }
+
+
+# The first day the DAG runs for: Airflow's own start date stays at the epoch, so that a run of
+# an earlier day reaches wait_for_raw and fails there instead of succeeding with no task run.
+START_DATE_ENV, DEFAULT_START_DATE = "RECS_START_DATE", "1995-01-01"
+
+
+def start_date() -> date:
+    text = os.environ.get(START_DATE_ENV) or DEFAULT_START_DATE
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{START_DATE_ENV}={text!r}: not a date (YYYY-MM-DD)") from exc
+
+
+def before_start(ds: date) -> str | None:
+    """Why a run of ``ds`` may not go ahead, or None when it may."""
+    first = start_date()
+    if ds >= first:
+        return None
+    return (f"ds {ds} is before {START_DATE_ENV} ({first}), the first day this DAG runs for: "
+            f"set {START_DATE_ENV} in the workers' environment to run or backfill it")
+
+
+def check_start(context: Mapping[str, Any]) -> None:
+    """Fail the run, without retries, when its day is before ``RECS_START_DATE``."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if why := before_start(date.fromisoformat(context["ds"])):
+        raise AirflowFailException(why)
 
 
 def _context(context: Mapping[str, Any]):
@@ -104,7 +135,9 @@ def on_failure(context: Mapping[str, Any]) -> None:
     task_id = getattr(ti, "task_id", "unknown")
     error = context.get("exception") or RuntimeError("task failed")
     ctx = _context(context)
-    if task_id == "wait_for_raw":
+    if task_id == "wait_for_raw" and (why := before_start(ctx.ds)):
+        error = ValueError(why)
+    elif task_id == "wait_for_raw":
         from pipelines.core.catalog import RAW_EVENTS
 
         error = TimeoutError(f"{ctx.raw.url(RAW_EVENTS, ds=ctx.ds)} did not land in time "

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from jobs.logs import get_logger, setup_logging
+from jobs.logs import cli_levels, get_logger, setup_logging
 from pipelines.core.errors import ConfigError, RecsError
 from pipelines.core.settings import Settings, load_settings
 
 log = get_logger("cli")
+
+
+def say(line: str) -> None:
+    """A line on the console (and in the log file)."""
+    from jobs.console import console
+
+    console.info(line)
 
 
 def _date(text: str) -> date:
@@ -43,6 +51,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from jobs.backfill import backfill
+    from jobs.console import progress_bars
+
+    with progress_bars() as progress:
+        out = backfill(_settings(args), args.start, args.end, args.validate_only, args.rerun,
+                       progress)
+    say(f"backfill to {args.end}: {len(out.validated)} day(s) validated, {len(out.ran)} "
+        f"night(s) run, {len(out.skipped)} already done (--rerun to redo them), in "
+        f"{out.seconds:.0f} s")
+    return 0
+
+
 def cmd_task(args: argparse.Namespace) -> int:
     from jobs.context import RunContext, default_run_id
     from jobs.tasks import run_task
@@ -63,7 +84,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     out = args.out or _settings(args).raw_root
     n_days, n_events = write_days(out, generate(spec), args.format)
-    log.info("wrote %d days, %d events to %s", n_days, n_events, out)
+    say(f"wrote {n_days} days, {n_events:,} events to {out}")
     return 0
 
 
@@ -73,7 +94,8 @@ def cmd_import_movielens(args: argparse.Namespace) -> int:
 
     out = args.out or _settings(args).raw_root
     n_days, n_events = write_days(out, to_raw_days(load_movielens(Path(args.folder))), "parquet")
-    log.info("wrote %d days, %d events from %s to %s", n_days, n_events, args.folder, out)
+    say(f"wrote {n_days} days, {n_events:,} events from {args.folder} to {out}; next: "
+        "recs backfill --to <day before the first night> --validate-only")
     return 0
 
 
@@ -130,6 +152,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recs", description=__doc__)
     parser.add_argument("--config", help="TOML settings file (default: $RECS_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="every log record on the console, not only one line per task "
+                             "(they always go to $RECS_LOG_FILE, default recs.log)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_run_flags(p: argparse.ArgumentParser) -> None:
@@ -147,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole nightly flow for one date, without Airflow")
     with_run_flags(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backfill", help="the nightly flow, or validation alone, for every landed "
+                       "day of a range, oldest first; resumable")
+    p.add_argument("--from", dest="start", type=_date,
+                   help="first day (default with --validate-only: the first landed day)")
+    p.add_argument("--to", dest="end", type=_date, required=True, help="last day")
+    p.add_argument("--validate-only", action="store_true",
+                   help="validate the days, run nothing else")
+    p.add_argument("--rerun", action="store_true", help="run days that are already done again")
+    p.add_argument("--engine", help="feature engine (overrides RECS_ENGINE)")
+    p.add_argument("--device", help="auto, cpu or cuda (overrides RECS_DEVICE)")
+    p.add_argument("--trainer", help="implicit or spark_als (overrides RECS_TRAINER)")
+    p.add_argument("--accept-anomalies", action="store_true",
+                   help="take days that break the quarantine-share or volume rule")
+    p.set_defaults(func=cmd_backfill)
 
     from jobs.tasks import TASKS
 
@@ -209,9 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FILE_ENV, DEFAULT_LOG_FILE = "RECS_LOG_FILE", "recs.log"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    setup_logging()
     args = build_parser().parse_args(argv)
+    level, console_level = cli_levels(args.verbose)
+    setup_logging(level, log_file=os.environ.get(LOG_FILE_ENV, DEFAULT_LOG_FILE) or None,
+                  console_level=console_level)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from jobs import console
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
 from jobs.tasks import aggregate, embed, evaluate, precompute, publish, train, validate
+from pipelines.core import catalog as cat
 from pipelines.core.failpoints import failpoint
 
 log = get_logger("tasks")
@@ -39,6 +41,10 @@ def run_task(name: str, ctx: RunContext, shard: int | None = None) -> dict:
         log.info("start")
         summary = TASKS[name](ctx) if shard is None else precompute.run_shard(ctx, shard)
         log.info("done in %.1fs", summary.get("seconds", 0.0))
+        where = (ctx.lake.url(cat.SUMMARIES[name], ds=ctx.ds) if shard is None else
+                 ctx.lake.url(cat.SHARD_SUMMARY, ds=ctx.ds, shards=summary["shards"],
+                              shard=shard))
+        console.done(name if shard is None else f"{name}[{shard}]", summary, where)
         # The task is done but whoever runs it has not heard so: it will run it again.
         failpoint(f"{name}:done")
         return summary

@@ -123,7 +123,7 @@ def _require_validated_history(ctx: RunContext) -> None:
         raise UpstreamMissing(
             f"{len(days)} earlier day(s) not validated yet ({days[0]} .. {days[-1]}): validate "
             f"them first, oldest first, so the catalog and the duplicate check of {ctx.ds} "
-            "are complete")
+            f"are complete: recs backfill --to {days[-1]} --validate-only")
 
 
 def _trailing_volumes(ctx: RunContext) -> list[int]:

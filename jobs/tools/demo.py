@@ -10,16 +10,14 @@ from pathlib import Path
 
 import polars as pl
 
+from jobs.backfill import backfill
+from jobs.console import console, progress_bars
 from jobs.context import RunContext, default_run_id
 from jobs.flow import run_flow
-from jobs.logs import get_logger
 from jobs.rawdata import write_days
-from jobs.tasks import run_task
 from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, load_settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
-
-log = get_logger("demo")
 
 DEMO_SPEC = GenerateSpec(n_users=600, n_items=400, n_days=35, start=date(2026, 10, 1),
                          events_per_day=1500, seed=7)
@@ -60,7 +58,7 @@ def run_airflow_day(ds: date, env: dict[str, str]) -> None:
                                 env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"airflow dags test recs_nightly {ds} failed; log: {log_path}")
-    log.info("airflow dags test recs_nightly %s: success (log: %s)", ds, log_path)
+    console.info(f"airflow dags test recs_nightly {ds}: success (log: {log_path})")
 
 
 def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
@@ -70,12 +68,12 @@ def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
     nightly = [last - timedelta(days=i) for i in reversed(range(days))]
     if not (workdir / "raw" / "events").exists():
         n_days, n_events = write_days(settings.raw_root, generate(DEMO_SPEC), "parquet")
-        log.info("generated %d days, %d raw events under %s", n_days, n_events, settings.raw_root)
+        console.info(f"generated {n_days} days, {n_events:,} raw events under "
+                     f"{settings.raw_root}")
     # The history before the nightly runs only needs validating: the nightly runs aggregate it.
-    day = DEMO_SPEC.start
-    while day < nightly[0]:
-        run_task("validate", RunContext(settings, day, default_run_id(day)))
-        day += timedelta(days=1)
+    with progress_bars() as progress:
+        backfill(settings, None, nightly[0] - timedelta(days=1), validate_only=True,
+                 progress=progress)
     if use_airflow:
         env = airflow_env(settings)
         airflow = str(Path(sys.executable).with_name("airflow"))

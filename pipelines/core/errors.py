@@ -53,6 +53,10 @@ class AuditError(RecsError):
     """The staged run broke a publishing rule; nothing was published."""
 
 
+class BackfillError(RecsError):
+    """A day of ``recs backfill`` failed: the backfill stopped there."""
+
+
 class TuneError(RecsError):
     """The lake has too little history before ``ds`` to tune on."""
 

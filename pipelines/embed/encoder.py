@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from tqdm import tqdm
 
 from pipelines.core.devices import cpu_threads, pick_device, pick_precision  # noqa: F401
 from pipelines.core.errors import ModelNotFound
@@ -149,12 +150,15 @@ class Encoder:
         order = np.argsort(lengths, kind="stable")
         n_batches = -(-len(texts) // self.batch_size)
         report_every = max(1, n_batches // 10)
-        with torch.inference_mode(), self._autocast():
+        # A bar on a terminal only (disable=None): task logs get the tenths below instead.
+        bar = tqdm(total=len(texts), unit="text", desc="embed", leave=False, disable=None)
+        with torch.inference_mode(), self._autocast(), bar:
             for b, start in enumerate(range(0, len(texts), self.batch_size), 1):
                 if n_batches >= 20 and b % report_every == 0:
                     log.info("embedded %d/%d texts", min(start + self.batch_size, len(texts)),
                              len(texts))
                 idx = order[start:start + self.batch_size]
+                bar.update(len(idx))
                 batch = self.tokenizer.pad(
                     {k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt",
                 ).to(self.device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,8 @@ def fit_als(data: InteractionMatrix, cfg: ModelSettings, use_gpu: bool = False) 
             factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
             iterations=cfg.iterations, random_state=cfg.seed, use_gpu=use_gpu,
         )
-        model.fit(data.matrix, show_progress=False)
+        # implicit's bar over iterations, on a terminal only.
+        model.fit(data.matrix, show_progress=sys.stderr.isatty())
     if use_gpu:
         model = model.to_cpu()
     return Factors(user=np.asarray(model.user_factors, dtype=np.float32),

@@ -46,3 +46,14 @@ def test_dags_test_publishes_one_ds(tmp_path: Path, before_two_nights: Path) -> 
     assert current["run_id"][0].startswith("manual__")
     runs = wh.query("select status from recs.pipeline_runs where ds = ?", [DS])
     assert runs["status"].to_list() == ["success"]
+
+    # A day before RECS_START_DATE fails, naming the setting; it never passes with no task run.
+    early = DS - timedelta(days=5)
+    result = subprocess.run([airflow, "dags", "test", "recs_nightly", early.isoformat()],
+                            env={**env, "RECS_START_DATE": DS.isoformat()},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert f"before RECS_START_DATE ({DS})" in result.stdout + result.stderr
+    failed = wh.query("select status, message from recs.pipeline_runs where ds = ?", [early])
+    assert failed["status"].to_list() == ["failed"]
+    assert "RECS_START_DATE" in failed["message"][0]

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from jobs.context import RunContext
@@ -153,26 +152,14 @@ def lists_after(settings: Settings, ds: date, truth_days: list[date], n: int) ->
     from jobs.inputs import as_of, recommendable
     from jobs.tasks.train import day_model, load
     from pipelines.core.engines import open_engine
-    from pipelines.evaluate.holdout import holdout_truth
-    from pipelines.model.recommender import ranked
-    from pipelines.model.retrieval import BASELINES
-    from pipelines.serve.lists import lists_frame
+    from pipelines.evaluate.holdout import evaluation_lists, holdout_truth
 
     ctx = RunContext(settings, ds, "experiment")
     with open_engine(settings) as engine:
         train = as_of(ctx, engine, ds)
     events = ctx.read_days(cat.CLEAN_EVENTS, truth_days)
     truth = holdout_truth(events, train.interactions, recommendable(train), settings)
-    model = load(ctx, day_model(ctx))
-    ret = model.retrieval
-    users = (pl.DataFrame({"user_id": ret.user_ids}).with_row_index("_u")
-             .join(truth.select("user_id").unique(), on="user_id").sort("_u"))
-    rows = users["_u"].to_numpy().astype(np.int64)
-    lists = {}
-    for name in model.candidates(settings.retrieval) + BASELINES:
-        idx, scores = ranked(model, name, rows, n, settings.retrieval,
-                             exclude=ret.seen[rows], memory_mb=settings.serve.memory_mb)
-        lists[name] = lists_frame(users["user_id"], ret.item_ids, idx, scores)
+    lists = evaluation_lists(load(ctx, day_model(ctx)), truth, settings, n)
     wh = ctx.warehouse()
     published = wh.query("select user_id, rank, item_id from recs.recommendations where ds = ?",
                          [ds])

@@ -37,56 +37,31 @@ def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
     )
 
 
-def _mean(frame: pl.DataFrame, expr: pl.Expr) -> float:
-    if frame.is_empty():
-        return 0.0
-    return float(frame.select(expr.mean()).item())
+def _mean(values: pl.DataFrame) -> float:
+    return float(values["value"].mean()) if values.height else 0.0
 
 
 def recall_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    return _mean(pu, pl.col("hit_ranks").list.len() / pl.col("n_relevant"))
+    return _mean(recall_per_user(recs, truth, k))
 
 
 def precision_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    return _mean(pu, pl.col("hit_ranks").list.len() / k)
+    return _mean(precision_per_user(recs, truth, k))
 
 
 def hit_rate_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    return _mean(pu, (pl.col("hit_ranks").list.len() > 0).cast(pl.Float64))
+    return _mean(hit_rate_per_user(recs, truth, k))
 
 
 def ndcg_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
     """Binary-relevance NDCG: DCG of the hits over the DCG of a perfect top k."""
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    if pu.is_empty():
-        return 0.0
-    discounts = [1.0 / math.log2(r + 1) for r in range(1, k + 1)]
-    ideal_prefix = [sum(discounts[:n]) for n in range(k + 1)]
-    total = 0.0
-    for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows():
-        dcg = sum(discounts[r - 1] for r in ranks)
-        total += dcg / ideal_prefix[min(n_rel, k)]
-    return total / pu.height
+    return _mean(ndcg_per_user(recs, truth, k))
 
 
 def map_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
     """Mean average precision: per user, the precision at each hit's rank, summed over hits and
     divided by ``min(n_relevant, k)``."""
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    if pu.is_empty():
-        return 0.0
-    total = 0.0
-    for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows():
-        total += sum((i + 1) / r for i, r in enumerate(sorted(ranks))) / min(n_rel, k)
-    return total / pu.height
+    return _mean(map_per_user(recs, truth, k))
 
 
 def _per_user_values(recs: pl.DataFrame, truth: pl.DataFrame, k: int,

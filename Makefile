@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export OPENBLAS_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast lint bench bench-full lock clean
+.PHONY: install demo airflow test test-fast lint bench bench-full lock clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: install
 	$(BIN)/recs demo --airflow
+
+# Airflow's UI on http://127.0.0.1:8080 with the DAG and the demo data; Ctrl-C stops it.
+airflow: install
+	$(BIN)/recs airflow
 
 test: install
 	$(BIN)/python -m pytest

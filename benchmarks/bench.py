@@ -26,21 +26,25 @@ from pipelines.core import catalog as cat
 from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED
 from pipelines.core.settings import Settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
+from pipelines.validate.gx_runner import GxSession
+from pipelines.validate.polars_suite import PolarsSession
 from pipelines.validate.rows import concat_files, conform, prepare_events, validate_events
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def bench_validate(n_events: int, repeat: int) -> list[dict]:
-    """Validating one day of ``n_events`` raw events: the full task (read, GX suites, verdicts,
-    writes) and the GX validation alone, against the bare polars preparation as the floor."""
+    """Validating one day of ``n_events`` raw events against the bare polars preparation of
+    the same rows (the floor): the suites with their verdicts on each evaluator, and the whole
+    task (read, suites, verdicts, writes, dq_results) as a backfill runs it (no Data Docs), as
+    a nightly run does (the day's Data Docs) and with GX itself as the evaluator."""
     spec = GenerateSpec(n_users=max(1000, n_events // 20), n_items=max(500, n_events // 50),
                         n_days=2, start=date(2026, 10, 1), events_per_day=n_events, seed=3)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = replace(Settings(), raw_root=str(root / "raw"), lake_root=str(root / "lake"),
                            warehouse=f"duckdb:///{root / 'wh.duckdb'}")
-        settings = replace(settings, validate=replace(settings.validate, accept_anomalies=True))
+        settings = replace(settings, validate={"accept_anomalies": True, "data_docs": False})
         write_days(settings.raw_root, generate(spec), "parquet")
         day1, day2 = spec.start, date(2026, 10, 2)
         run_task("validate", RunContext(settings, day1, "bench"))
@@ -51,24 +55,86 @@ def bench_validate(n_events: int, repeat: int) -> list[dict]:
         catalog = ctx.catalog()["item_id"]
         accepted = ctx.lake.read(cat.CLEAN_EVENTS, ds=day1)["event_id"]
         rows = text.height
+        cfg = settings.validate
+
+        def suites(session_type: type) -> Callable[[], object]:
+            return lambda: validate_events(text, day2, catalog, accepted, cfg, session_type())
+
+        def task(**change: object) -> Callable[[], object]:
+            changed = RunContext(replace(settings, validate=change), day2, "bench")
+            return lambda: run_task("validate", changed)
+
         # Warm up imports and GX's registries so the first timed run is not an outlier.
-        validate_events(text.head(100), day2, catalog, accepted, settings.validate)
-        floor = median_seconds(lambda: prepare_events(text, catalog, accepted), repeat)
-        gx = median_seconds(
-            lambda: validate_events(text, day2, catalog, accepted, settings.validate), repeat)
-        task = median_seconds(lambda: run_task("validate", ctx), repeat)
-        no_docs = RunContext(replace(settings, validate=replace(settings.validate,
-                                                                data_docs=False)), day2, "bench")
-        bare = median_seconds(lambda: run_task("validate", no_docs), repeat)
-    rows_out = [{"step": "validate", "what": "polars preparation only (floor)", "rows": rows,
-                 "seconds": floor, "rows_per_s": rows / floor, "ratio_to_peer": 1.0}]
-    for what, seconds in (("GX suites + verdicts", gx),
-                          ("whole task (read, GX, write, dq_results, docs)", task),
-                          ("whole task, Data Docs off ([validate] data_docs = false)", bare)):
-        rows_out.append({"step": "validate", "what": what, "rows": rows, "seconds": seconds,
-                         "rows_per_s": rows / seconds, "ratio_to_peer": seconds / floor,
-                         "share_of_floor": floor / seconds})
-    return rows_out
+        validate_events(text.head(100), day2, catalog, accepted, cfg, GxSession())
+        timed = [
+            ("polars preparation only (floor)",
+             lambda: prepare_events(text, catalog, accepted)),
+            ("suites + verdicts, polars translation", suites(PolarsSession)),
+            ("suites + verdicts, GX on pandas (reference)", suites(GxSession)),
+            ("whole task, polars, no Data Docs (a backfill's day)", task()),
+            ("whole task, polars, with the day's Data Docs (a nightly run)",
+             task(data_docs=True)),
+            ("whole task, GX on pandas ([validate] evaluator = \"gx\")",
+             task(evaluator="gx")),
+        ]
+        seconds = {what: median_seconds(fn, repeat) for what, fn in timed}
+    floor = seconds["polars preparation only (floor)"]
+    return [{"step": "validate", "what": what, "rows": rows, "seconds": s,
+             "rows_per_s": rows / s, "ratio_to_peer": s / floor,
+             "share_of_floor": floor / s if s != floor else None}
+            for what, s in seconds.items()]
+
+
+def bench_backfill(folder: Path, repeat: int) -> list[dict]:
+    """``recs backfill --validate-only`` of every landed day of MovieLens 100K: the whole
+    command in its own process (process start and imports included) and the backfill alone,
+    with its one Data Docs site."""
+    import os
+    import sys
+
+    from benchmarks.util import run_measured
+    from jobs.backfill import backfill
+    from jobs.tasks.validate import render_site
+    from pipelines.datasets.movielens import load_movielens, to_raw_days
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        raw = str(root / "raw")
+        days = list(to_raw_days(load_movielens(folder)))
+        n_days, n_events = write_days(raw, days, "parquet")
+        last = days[-1].ds
+        walls, peaks, inside, docs = [], [], [], []
+        for r in range(repeat):
+            lake, wh = root / f"lake-{r}", root / f"wh-{r}.duckdb"
+            env = dict(os.environ, RECS_RAW_ROOT=raw, RECS_LAKE_ROOT=str(lake),
+                       RECS_WAREHOUSE=f"duckdb:///{wh}", RECS_CONFIG="",
+                       RECS_LOG_FILE=str(root / "recs.log"))
+            wall, peak = run_measured([sys.executable, "-m", "jobs.cli", "backfill", "--to",
+                                       last.isoformat(), "--validate-only",
+                                       "--accept-anomalies"], env)
+            walls.append(wall)
+            peaks.append(peak)
+            # In this process: the same backfill again (--rerun), beyond process start.
+            settings = replace(Settings(), raw_root=raw, lake_root=str(lake),
+                               warehouse=f"duckdb:///{wh}",
+                               validate={"accept_anomalies": True})
+            t0 = time.perf_counter()
+            out = backfill(settings, None, last, validate_only=True, rerun=True)
+            inside.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            render_site(RunContext(settings, last, "bench"), out.validated)
+            docs.append(time.perf_counter() - t0)
+    for what, times, peak in (
+            ("recs backfill --validate-only (own process, with its Data Docs)", walls,
+             statistics.median(peaks)),
+            ("the backfill alone, in a warm process (with its Data Docs)", inside, None),
+            ("its Data Docs site alone (every day)", docs, None)):
+        seconds = statistics.median(times)
+        rows.append({"step": "validate/backfill", "what": what, "days": n_days,
+                     "rows": n_events, "seconds": seconds, "seconds_per_day": seconds / n_days,
+                     "peak_mib": peak})
+    return rows
 
 
 def bench_aggregate(n_events: int, repeat: int,
@@ -132,6 +198,21 @@ def bench_aggregate(n_events: int, repeat: int,
     return rows
 
 
+def _backfill(args: argparse.Namespace) -> list[dict]:
+    folder = SHARED_DATA / "ml-100k"
+    if not folder.is_dir():
+        print(f"# backfill: skipped, MovieLens 100K not found in {folder}")
+        return []
+    return bench_backfill(folder, args.repeat)
+
+
+def _scale(args: argparse.Namespace) -> list[dict]:
+    from benchmarks.nights import bench_scale_night
+
+    return bench_scale_night(args.scale_events_per_day, args.scale_days, args.scale_users,
+                             args.scale_items)
+
+
 def _embed(args: argparse.Namespace) -> list[dict]:
     from benchmarks.embed import amazon_folder, bench_embed
 
@@ -187,7 +268,8 @@ def _rank(args: argparse.Namespace) -> list[dict]:
 
 
 BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
-    "validate": lambda a: bench_validate(a.events, a.repeat),
+    "validate": lambda a: bench_validate(a.validate_events, a.repeat),
+    "backfill": _backfill,
     "aggregate": lambda a: bench_aggregate(a.events, a.repeat, tuple(a.engines.split(",")),
                                            a.spark_memory, a.aggregate_days,
                                            a.aggregate_later),
@@ -197,13 +279,17 @@ BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "load": _load,
     "night": _nights,
     "rank": _rank,
+    "scale": _scale,
 }
 
 # What each step compares with, for the report.
 NOTES = {
     "validate": "One day of raw events. Peer: the bare polars preparation of the same rows "
                 "(the floor: no expectation suites, no writes); `ratio_to_peer` = seconds / "
-                "the floor's.",
+                "the floor's. The polars translation and GX give the same verdicts and "
+                "dq_results (tests/contract/test_validation_evaluators.py). "
+                "**validate/backfill**: `recs backfill --validate-only` of MovieLens 100K's "
+                "days, one Data Docs site for all of them at the end.",
     "aggregate": "Feature aggregation of a history of synthetic events, from one definition on "
                  "each engine (identical outputs, tested). Peer: polars. The first night "
                  "builds every daily summary; a later night builds one and merges. "
@@ -237,11 +323,13 @@ NOTES = {
 PROFILES = {
     # Under 15 minutes on 2 cores: small sizes, where each engine's and task's fixed costs
     # show; the history series shares its 5-day point with the smallest scale.
-    "quick": {"events": 100_000, "aggregate_days": 5, "aggregate_later": False, "texts": 128,
+    "quick": {"events": 100_000, "validate_events": 1_000_000, "aggregate_days": 5,
+              "aggregate_later": False, "texts": 128,
               "users": 20_000, "items": 10_000, "rows": 300_000,
               "scales": [5_000, 10_000, 20_000], "days": 5, "histories": [5, 20],
               "history_events_per_day": 1_000, "movielens_night": False},
-    "full": {"events": 1_000_000, "aggregate_days": 30, "aggregate_later": True,
+    "full": {"events": 1_000_000, "validate_events": 1_000_000, "aggregate_days": 30,
+             "aggregate_later": True,
              "texts": 2_048, "users": 200_000, "items": 50_000, "rows": 3_000_000,
              "scales": [100_000, 1_000_000, 10_000_000], "days": 30, "histories": [7, 30, 90],
              "history_events_per_day": 10_000, "movielens_night": True},
@@ -256,6 +344,7 @@ def main() -> None:
                         help="sizes: quick (`make bench`) or full (`make bench-full`); "
                              "the flags below override single sizes")
     parser.add_argument("--events", type=int)
+    parser.add_argument("--validate-events", type=int, help="raw events of the validated day")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="polars,spark,dask",
                         help="aggregation engines to compare, comma-separated")
@@ -283,11 +372,17 @@ def main() -> None:
     parser.add_argument("--movielens-night", action=argparse.BooleanOptionalAction,
                         help="a night on MovieLens 100K (validating its 214 days takes "
                              "minutes; on in the full profile)")
+    parser.add_argument("--scale-events-per-day", type=int, default=1_000_000,
+                        help="the scale night (`scale`, not in a profile): events a day")
+    parser.add_argument("--scale-days", type=int, default=30, help="... days of history")
+    parser.add_argument("--scale-users", type=int, default=200_000, help="... users")
+    parser.add_argument("--scale-items", type=int, default=50_000, help="... items")
     parser.add_argument("--write", type=Path, help="write the report (BENCHMARKS.md) here")
     parser.add_argument("--plot", type=Path,
                         help="PNG of the night's cost (default: beside --write)")
     args = parser.parse_args()
-    args.benches = args.benches or list(BENCHES)
+    # The scale night takes an hour or more on 2 cores: only when asked for by name.
+    args.benches = args.benches or [b for b in BENCHES if b != "scale"]
     if unknown := set(args.benches) - set(BENCHES):
         parser.error(f"unknown step(s) {', '.join(sorted(unknown))}; steps: {', '.join(BENCHES)}")
     for key, value in PROFILES[args.profile].items():

@@ -84,35 +84,90 @@ def _prepare(settings: Settings, first: date, last: date) -> None:
         run_task(task, RunContext(settings, night_before, default_run_id(night_before)))
 
 
+def _env(settings: Settings, config: Path, root: Path) -> dict[str, str]:
+    return dict(os.environ, RECS_RAW_ROOT=str(root / "raw"), RECS_LAKE_ROOT=str(root / "lake"),
+                RECS_WAREHOUSE=f"duckdb:///{root / 'warehouse.duckdb'}",
+                RECS_DEVICE=settings.device, RECS_CONFIG=str(config),
+                RECS_LOG_FILE=str(root / "recs.log"))
+
+
 def time_night(settings: Settings, root: Path, ds: date, repeat: int) -> dict[str, dict]:
     """Median seconds and peak MiB of each task of the night ``ds`` over ``repeat`` copies.
     Each task runs as ``recs task`` in its own process, as under Airflow: its time includes
-    starting Python and importing the stack (a few seconds), its memory is its own."""
+    starting Python and importing the stack (a few seconds), its memory is its own. The
+    embed figures carry the texts the night embedded (of the last copy)."""
     seconds: dict[str, list[float]] = {t: [] for t in TASKS}
     peaks: dict[str, list[float]] = {t: [] for t in TASKS}
+    embedded = 0
     for r in range(repeat):
         copy = root.parent / f"{root.name}-run{r}"
         shutil.copytree(root, copy)
-        env = dict(os.environ, RECS_RAW_ROOT=str(copy / "raw"), RECS_LAKE_ROOT=str(copy / "lake"),
-                   RECS_WAREHOUSE=f"duckdb:///{copy / 'warehouse.duckdb'}",
-                   RECS_DEVICE=settings.device, RECS_CONFIG=str(root / "bench.toml"))
+        env = _env(settings, root / "bench.toml", copy)
         for task in TASKS:
             wall, peak = run_measured([sys.executable, "-m", "jobs.cli", "task", task, "--ds",
                                        ds.isoformat()], env)
             seconds[task].append(wall)
             peaks[task].append(peak)
+        summary = RunContext(replace(settings, lake_root=str(copy / "lake")), ds, "-").lake
+        info = summary.read_dict(cat.SUMMARIES["embed"], ds=ds)
+        embedded = sum(info[kind]["embedded"] for kind in ("items", "users"))
         shutil.rmtree(copy)
-    return {t: {"seconds": statistics.median(seconds[t]), "peak_mib": statistics.median(peaks[t])}
-            for t in TASKS}
+    out = {t: {"seconds": statistics.median(seconds[t]), "peak_mib": statistics.median(peaks[t])}
+           for t in TASKS}
+    out["embed"]["texts"] = embedded
+    return out
 
 
 def _rows(scale: str, events: int, history: int, tasks: dict[str, dict]) -> list[dict]:
-    rows = [{"step": f"night/{scale}", "what": task, "events": events, "history_days": history,
-             **figures} for task, figures in tasks.items()]
+    rows = []
+    for task, figures in tasks.items():
+        figures = dict(figures)
+        texts = figures.pop("texts", None)
+        if texts:
+            figures["texts_per_s"] = texts / figures["seconds"]
+        rows.append({"step": f"night/{scale}", "what": task, "events": events,
+                     "history_days": history, **figures})
     rows.append({"step": f"night/{scale}", "what": "whole night", "events": events,
                  "history_days": history,
                  "seconds": sum(f["seconds"] for f in tasks.values()),
                  "peak_mib": max(f["peak_mib"] for f in tasks.values())})
+    rows.append({"step": f"night/{scale}", "what": "every task but embed", "events": events,
+                 "history_days": history,
+                 "seconds": sum(f["seconds"] for t, f in tasks.items() if t != "embed")})
+    return rows
+
+
+def bench_scale_night(events_per_day: int, days: int, users: int, items: int,
+                      repeat: int = 1) -> list[dict]:
+    """A night at ``events_per_day`` over ``days`` days of history, on the defaults: the
+    validate-only backfill of the days before (``recs backfill`` in its own process), the
+    night before in full (caches warm), then the timed night, task by task."""
+    spec = GenerateSpec(n_users=users, n_items=items, n_days=days, start=START,
+                        events_per_day=events_per_day, seed=21)
+    last = START + timedelta(days=days - 1)
+    label = f"{events_per_day:,} events a day"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        settings = _settings(root, BASE_CONFIG)
+        t0 = time.perf_counter()
+        write_days(settings.raw_root, generate(spec), "parquet")
+        print(f"# scale night: {days} days generated in {time.perf_counter() - t0:.0f}s",
+              flush=True)
+        before = last - timedelta(days=1)
+        wall, peak = run_measured(
+            [sys.executable, "-m", "jobs.cli", "backfill", "--to",
+             (before - timedelta(days=1)).isoformat(), "--validate-only"],
+            _env(settings, root / "bench.toml", root))
+        rows = [{"step": f"night/{label}", "what": f"recs backfill --validate-only of "
+                 f"{days - 2} days", "events": events_per_day * (days - 2),
+                 "history_days": days - 2, "seconds": wall, "peak_mib": peak,
+                 "rows_per_s": events_per_day * (days - 2) / wall}]
+        for task in TASKS:
+            run_task(task, RunContext(settings, before, default_run_id(before)))
+        events = RunContext(settings, last, "-").clean_events(
+            settings.features.history_days).height
+        print("# scale night: prepared", flush=True)
+        rows += _rows(label, events, days, time_night(settings, root, last, repeat))
     return rows
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Column order of the tables; a step shows the columns it has.
-COLUMNS = ["what", "what_of", "events", "history_days", "rows", "users", "items", "seconds",
-           "rows_per_s", "users_per_s", "ms_per_1000_users", "texts_per_s", "peak_mib",
+COLUMNS = ["what", "what_of", "events", "history_days", "days", "rows", "users", "items",
+           "seconds", "seconds_per_day", "rows_per_s", "users_per_s", "ms_per_1000_users",
+           "texts_per_s", "peak_mib",
            "ndcg_at_10", "padding", "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
 
 
@@ -86,8 +87,50 @@ def floor_summary(rows: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _sections(text: str) -> dict[str, str]:
+    """The ``## step`` sections of an earlier report, by step."""
+    out = {}
+    for block in text.split("\n## ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        out[name] = "## " + block.rstrip() + "\n"
+    return out
+
+
+EARLIER = "(earlier run)"
+
+
+def _earlier_floor_rows(text: str, measured: set[str]) -> list[dict]:
+    """The rows of an earlier report's floor summary whose steps this run did not measure."""
+    section = _sections(text).get("Distance from the floor", "")
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("step", "---") or cells[0].startswith("-"):
+            continue
+        if cells[0].split("/")[0] in measured:
+            continue
+        try:
+            share = float(cells[2].replace(",", ""))
+        except ValueError:
+            continue
+        step = cells[0] if cells[0].endswith(EARLIER) else f"{cells[0]} {EARLIER}"
+        rows.append({"step": step, "what": cells[1].replace("\\|", "|"),
+                     "share_of_floor": share})
+    return rows
+
+
+def _stamp(text: str) -> str:
+    """The commit and date lines of an earlier report."""
+    lines = [line for line in text.splitlines()
+             if line.startswith(("- **Commit**", "- **Measured**"))]
+    return "; ".join(line.split(";")[0].lstrip("- ") for line in lines)
+
+
 def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str],
                  plot: Path | None) -> None:
+    """The report of ``rows``; the sections of steps this run did not measure are kept from
+    the report already at ``path``, marked with the commit and date they were measured at."""
+    earlier = path.read_text() if path.exists() else ""
     steps: dict[str, list[dict]] = {}
     for row in rows:
         steps.setdefault(row["step"].split("/")[0], []).append(row)
@@ -102,7 +145,7 @@ def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str
         "note names, measured in the same run), not absolute times across machines.",
         "",
     ]
-    out += floor_summary(rows)
+    out += floor_summary(rows + _earlier_floor_rows(earlier, set(steps)))
     for step, step_rows in steps.items():
         out += [f"## {step}", ""]
         if step in notes:
@@ -114,4 +157,11 @@ def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str
             out += [table(subset), ""]
         if step == "night" and plot is not None:
             out += [f"![cost of a night's tasks]({plot.name})", ""]
+    kept = {k: v for k, v in _sections(earlier).items()
+            if k not in steps and k != "Distance from the floor"}
+    for section in kept.values():
+        head, _, body = section.partition("\n")
+        if not body.lstrip().startswith("_Kept from"):
+            body = f"\n\n_Kept from an earlier run ({_stamp(earlier)})._\n" + body
+        out += [head + body]
     path.write_text("\n".join(out))

@@ -14,6 +14,8 @@ Each task runs `jobs/tasks/<task>.py`, which calls its stage in `pipelines/<stag
   has closed, and `wait_for_raw` waits up to 6 h for `raw/events/ds=<ds>/` to land.
 - **First day**: `RECS_START_DATE` (default 1995-01-01). A run or backfill of an earlier day
   fails in `wait_for_raw`, naming the setting; catchup is off, so nothing old is scheduled.
+  `RECS_END_DATE` (unset: none) is the last: nothing after it is scheduled, and a run of a
+  later day fails the same way (`make airflow` sets it to the demo data's last day).
 - **Order**: `validate` (deduplication against earlier days), `embed` (user-interest memory)
   and `publish` (the gate compares with the previous day) wait for the same task of the
   previous day (`depends_on_past`), so a backfill goes oldest first.
@@ -47,6 +49,9 @@ RAW_WAIT = timedelta(hours=6)
 # 0 turns the alert off: `airflow dags test` fails a DAG that has one after its run succeeds
 # (apache/airflow#73428), so `make demo` runs without it.
 PUBLISH_DEADLINE = timedelta(hours=float(os.environ.get("RECS_PUBLISH_DEADLINE_HOURS", "8")))
+# The last day the DAG runs for (RECS_END_DATE, unset: none): the last logical date.
+_END = (pendulum.parse(os.environ["RECS_END_DATE"], tz="UTC")
+        if os.environ.get("RECS_END_DATE") else None)
 
 
 def _record_failure(context):
@@ -74,6 +79,7 @@ DEFAULT_ARGS = {
     # scheduled): the first day the pipeline runs for is RECS_START_DATE, which wait_for_raw
     # enforces, so a run of an earlier day fails loudly instead of succeeding with no task.
     start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
+    end_date=_END,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -108,8 +114,8 @@ def recs_nightly():
     @task.sensor(mode="reschedule", poke_interval=timedelta(minutes=10), timeout=RAW_WAIT,
                  exponential_backoff=False, retries=0)
     def wait_for_raw(**context) -> bool:
-        from jobs.airflow_tasks import check_start, raw_landed
-        check_start(context)
+        from jobs.airflow_tasks import check_run_dates, raw_landed
+        check_run_dates(context)
         return raw_landed(context, RAW_WAIT)
 
     @task(depends_on_past=True, execution_timeout=timedelta(hours=1))

@@ -27,30 +27,50 @@ PARAM_OVERRIDES = {
 # The first day the DAG runs for: Airflow's own start date stays at the epoch, so that a run of
 # an earlier day reaches wait_for_raw and fails there instead of succeeding with no task run.
 START_DATE_ENV, DEFAULT_START_DATE = "RECS_START_DATE", "1995-01-01"
+# The last day, when the logs end (a history replayed, a local sandbox): the DAG's end date, so
+# the scheduler creates no run after it, and a run asked for a later day fails like an early one.
+END_DATE_ENV = "RECS_END_DATE"
 
 
-def start_date() -> date:
-    text = os.environ.get(START_DATE_ENV) or DEFAULT_START_DATE
+def _env_date(name: str, default: str = "") -> date | None:
+    text = os.environ.get(name) or default
+    if not text:
+        return None
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"{START_DATE_ENV}={text!r}: not a date (YYYY-MM-DD)") from exc
+        raise ValueError(f"{name}={text!r}: not a date (YYYY-MM-DD)") from exc
 
 
-def before_start(ds: date) -> str | None:
-    """Why a run of ``ds`` may not go ahead, or None when it may."""
-    first = start_date()
-    if ds >= first:
-        return None
-    return (f"ds {ds} is before {START_DATE_ENV} ({first}), the first day this DAG runs for: "
-            f"set {START_DATE_ENV} in the workers' environment to run or backfill it")
+def start_date() -> date:
+    first = _env_date(START_DATE_ENV, DEFAULT_START_DATE)
+    assert first is not None
+    return first
 
 
-def check_start(context: Mapping[str, Any]) -> None:
-    """Fail the run, without retries, when its day is before ``RECS_START_DATE``."""
+def end_date() -> date | None:
+    return _env_date(END_DATE_ENV)
+
+
+def outside_run_dates(ds: date) -> str | None:
+    """Why a run of ``ds`` may not go ahead (before the first day, after the last), or None
+    when it may."""
+    first, last = start_date(), end_date()
+    if ds < first:
+        return (f"ds {ds} is before {START_DATE_ENV} ({first}), the first day this DAG runs "
+                f"for: set {START_DATE_ENV} in the workers' environment to run or backfill it")
+    if last is not None and ds > last:
+        return (f"ds {ds} is after {END_DATE_ENV} ({last}), the last day this DAG runs for: "
+                f"unset or move {END_DATE_ENV} in the workers' environment to run it")
+    return None
+
+
+def check_run_dates(context: Mapping[str, Any]) -> None:
+    """Fail the run, without retries, when its day is before ``RECS_START_DATE`` or after
+    ``RECS_END_DATE``."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    if why := before_start(date.fromisoformat(context["ds"])):
+    if why := outside_run_dates(date.fromisoformat(context["ds"])):
         raise AirflowFailException(why)
 
 
@@ -135,7 +155,7 @@ def on_failure(context: Mapping[str, Any]) -> None:
     task_id = getattr(ti, "task_id", "unknown")
     error = context.get("exception") or RuntimeError("task failed")
     ctx = _context(context)
-    if task_id == "wait_for_raw" and (why := before_start(ctx.ds)):
+    if task_id == "wait_for_raw" and (why := outside_run_dates(ctx.ds)):
         error = ValueError(why)
     elif task_id == "wait_for_raw":
         from pipelines.core.catalog import RAW_EVENTS

@@ -23,7 +23,7 @@ from jobs.logs import get_logger
 from jobs.tasks import run_task
 from pipelines.core import catalog as cat
 from pipelines.core.errors import BackfillError
-from pipelines.core.settings import Settings
+from pipelines.core.settings import Settings, replace
 
 log = get_logger("backfill")
 
@@ -41,6 +41,7 @@ class Outcome:
     ran: list[date] = field(default_factory=list)
     skipped: list[date] = field(default_factory=list)
     seconds: float = 0.0
+    data_docs: str | None = None  # the one Data Docs site of the days validated or run
 
 
 def validated(ctx: RunContext, day: date) -> bool:
@@ -101,12 +102,33 @@ def backfill(settings: Settings, start: date | None, end: date, validate_only: b
              rerun: bool = False, progress: Progress = _quiet) -> Outcome:
     """Run the plan; ``progress(label, days)`` returns a callback called after each day."""
     started = time.perf_counter()
-    steps = plan(RunContext(settings, end, "backfill"), start, end, validate_only, rerun)
-    validated_days = _each_day(
-        settings, steps.validate, "validate", "validation", lambda ctx: run_task("validate", ctx),
-        "fix the day, or take it with --accept-anomalies, and run the backfill again",
-        progress)
-    ran = _each_day(settings, steps.flow, "flow", "the night", run_flow,
-                    "run the backfill again to resume there", progress)
+    ctx = RunContext(settings, end, "backfill")
+    steps = plan(ctx, start, end, validate_only, rerun)
+    # One Data Docs site for the whole backfill, rendered at the end, not one per day.
+    per_day = replace(settings, validate={"data_docs": False})
+    try:
+        validated_days = _each_day(
+            per_day, steps.validate, "validate", "validation",
+            lambda ctx: run_task("validate", ctx),
+            "fix the day, or take it with --accept-anomalies, and run the backfill again",
+            progress)
+        ran = _each_day(per_day, steps.flow, "flow", "the night", run_flow,
+                        "run the backfill again to resume there", progress)
+    finally:
+        # The days done before a failure get their docs too.
+        docs = _docs(ctx, [*steps.validate, *steps.flow]) if settings.validate.data_docs else None
     return Outcome(validated=validated_days, ran=ran, skipped=steps.skipped,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, data_docs=docs)
+
+
+def _docs(ctx: RunContext, days: list[date]) -> str | None:
+    """The backfill's Data Docs site; a failure to render it is logged, never raised (it
+    would hide the error that stopped the backfill, or fail a backfill that is done)."""
+    from jobs.tasks.validate import render_site
+
+    try:
+        return render_site(ctx, sorted(days)) if days else None
+    except Exception as exc:
+        log.warning("the backfill's Data Docs were not rendered: %s: %s",
+                    type(exc).__name__, exc)
+        return None

@@ -61,7 +61,29 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     say(f"backfill to {args.end}: {len(out.validated)} day(s) validated, {len(out.ran)} "
         f"night(s) run, {len(out.skipped)} already done (--rerun to redo them), in "
         f"{out.seconds:.0f} s")
+    if out.data_docs:
+        say(f"data docs of those days: {out.data_docs}")
     return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from jobs.context import RunContext
+    from jobs.tasks.validate import render_site
+    from pipelines.core import catalog as cat
+
+    ctx = RunContext(_settings(args), args.end or date.max, "docs")
+    days = [d for d in ctx.lake.days(cat.DQ_RESULTS)
+            if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
+    index = render_site(ctx, days)
+    if index is None:
+        raise RecsError(f"no validated day {_range(args.start, args.end)} under "
+                        f"{ctx.lake.url(cat.DQ_RESULTS)}: nothing to render")
+    say(f"data docs of {len(days)} validated day(s) ({days[0]} .. {days[-1]}): {index}")
+    return 0
+
+
+def _range(start: date | None, end: date | None) -> str:
+    return f"from {start or 'the first'} to {end or 'the last'}"
 
 
 def cmd_task(args: argparse.Namespace) -> int:
@@ -95,7 +117,8 @@ def cmd_import_movielens(args: argparse.Namespace) -> int:
     out = args.out or _settings(args).raw_root
     n_days, n_events = write_days(out, to_raw_days(load_movielens(Path(args.folder))), "parquet")
     say(f"wrote {n_days} days, {n_events:,} events from {args.folder} to {out}; next: "
-        "recs backfill --to <day before the first night> --validate-only")
+        "recs backfill --to <day before the first night> --validate-only --accept-anomalies "
+        "(MovieLens days swing past the volume rule)")
     return 0
 
 
@@ -103,6 +126,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from jobs.tools.demo import run_demo
 
     return run_demo(Path(args.workdir), days=args.days, use_airflow=args.airflow)
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from jobs.tools.local_airflow import run_local_airflow
+
+    home = Path(args.home or os.environ.get("AIRFLOW_HOME") or ".airflow")
+    return run_local_airflow(Path(args.workdir), home, port=args.port, nights=args.nights)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -188,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take days that break the quarantine-share or volume rule")
     p.set_defaults(func=cmd_backfill)
 
+    p = sub.add_parser("docs", help="render one Great Expectations Data Docs site of the "
+                       "validated days of a range, from their stored verdicts")
+    p.add_argument("--from", dest="start", type=_date, help="first day (default: the first)")
+    p.add_argument("--to", dest="end", type=_date, help="last day (default: the last)")
+    p.set_defaults(func=cmd_docs)
+
     from jobs.tasks import TASKS
 
     p = sub.add_parser("task", help="one task of the flow (what each Airflow task calls)")
@@ -208,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("airflow", help="a local Airflow (UI, scheduler, dag-processor, "
+                       "triggerer) on 127.0.0.1 with this DAG and the demo data; Ctrl-C stops it")
+    p.add_argument("--workdir", default="demo", help="the demo data's folder")
+    p.add_argument("--home", help="AIRFLOW_HOME (default: $AIRFLOW_HOME, else .airflow)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--nights", type=int, default=3,
+                   help="last days of the demo data left for runs from the UI")
+    p.set_defaults(func=cmd_airflow)
 
     p = sub.add_parser("import", help="import a public dataset into the raw-input contract")
     imp = p.add_subparsers(dest="dataset", required=True)

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.context import RunContext, default_run_id
+from jobs.backfill import backfill
 from jobs.rawdata import write_days
-from jobs.tasks import run_task
-from pipelines.core import catalog as cat
 from tests.support.workspace import (
     ML100K_LAST_DAY,
     SMALL_LAST,
@@ -55,9 +53,7 @@ def ml100k_validated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ml100k")
     settings = without_docs(movielens_settings(root))
     write_days(settings.raw_root, to_raw_days(load_movielens(folder)), "parquet")
-    for ds in RunContext(settings, ML100K_LAST_DAY, "-").raw.days(cat.RAW_EVENTS):
-        if ds < ML100K_LAST_DAY:
-            run_task("validate", RunContext(settings, ds, default_run_id(ds)))
+    backfill(settings, None, ML100K_LAST_DAY - timedelta(days=1), validate_only=True)
     return root
 
 

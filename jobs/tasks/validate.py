@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +25,8 @@ from pipelines.core.errors import DataQualityError, MissingPartition, UpstreamMi
 from pipelines.core.failpoints import failpoint
 from pipelines.validate import quality
 from pipelines.validate.day import Partition, combine, judge_day, summary_facts
+from pipelines.validate.gx_runner import SuiteRunner
+from pipelines.validate.polars_suite import PolarsSession
 from pipelines.validate.rawfiles import data_files, parse_raw_file
 
 log = get_logger("tasks")
@@ -36,8 +38,6 @@ def raw_partition_landed(ctx: RunContext) -> bool:
 
 
 def run(ctx: RunContext) -> dict:
-    from pipelines.validate.gx_runner import GxSession
-
     started = time.perf_counter()
     if not raw_partition_landed(ctx):
         raise MissingPartition(f"{ctx.raw.url(cat.RAW_EVENTS, ds=ctx.ds)}: the events "
@@ -53,21 +53,12 @@ def run(ctx: RunContext) -> dict:
     accepted = ctx.read_days(cat.CLEAN_EVENTS, accepted_days, columns=["event_id"])
     empty = pl.Series([], dtype=pl.String)
 
-    with tempfile.TemporaryDirectory() as docs, ExitStack() as stack:
-        # On the Spark engine the suites run on GX's Spark data source; otherwise on pandas
-        # (GX has no Dask data source). Both give the same verdicts.
-        spark = None
-        if ctx.settings.engine == "spark":
-            from pipelines.core.spark import spark_session
-
-            spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
-        session = GxSession("spark" if spark else "polars",
-                            Path(docs) if cfg.data_docs else None, spark)
+    with ExitStack() as stack:
         verdict = judge_day(items.frame, events.frame, ctx.ds,
                             prior["item_id"] if prior is not None else empty,
                             accepted["event_id"] if accepted is not None else empty,
-                            _trailing_volumes(ctx), cfg, session)
-        docs_index = _keep_docs(ctx, Path(docs) if cfg.data_docs else None)
+                            _trailing_volumes(ctx), cfg, _evaluator(ctx, stack))
+    docs_index = _keep_docs(ctx, verdict.dq) if cfg.data_docs else _drop_docs(ctx)
     ctx.lake.write(cat.DQ_RESULTS, pl.DataFrame(verdict.dq), ds=ctx.ds)
     ctx.warehouse().record_dq(ctx.run_id, ctx.ds, verdict.dq)
     ctx.lake.write(cat.QUARANTINE_EVENTS, verdict.events.quarantine, ds=ctx.ds)
@@ -80,7 +71,7 @@ def run(ctx: RunContext) -> dict:
     e = verdict.events
     log.info("events: %d raw -> %d clean, %d quarantined, %d duplicates (%d files)",
              e.n_raw, e.n_clean, e.n_quarantined, e.n_duplicates, len(events.files))
-    log.info("data docs: %s", docs_index or "off ([validate] data_docs = false)")
+    log.info("data docs: %s", docs_index or "off ([validate] data_docs = false, or a backfill)")
     summary = summary_facts(verdict, events, items, docs_index)
     try:
         accepted_failures = quality.enforce(verdict.checks, cfg.accept_anomalies)
@@ -139,11 +130,48 @@ def _trailing_volumes(ctx: RunContext) -> list[int]:
     return volumes
 
 
-def _keep_docs(ctx: RunContext, local: Path | None) -> str | None:
-    """Copy the Data Docs site built in ``local`` into the lake; with none built, an earlier
-    run's site of the day goes too (it no longer matches the verdicts)."""
+def _evaluator(ctx: RunContext, stack: ExitStack) -> SuiteRunner:
+    """The suites' polars translation, or GX itself: on GX's Spark data source on the Spark
+    engine, else on pandas (GX has no Dask data source). All give the same verdicts."""
+    if ctx.settings.validate.evaluator == "polars":
+        return PolarsSession()
+    from pipelines.validate.gx_runner import GxSession
+
+    if ctx.settings.engine == "spark":
+        from pipelines.core.spark import spark_session
+
+        spark = stack.enter_context(spark_session(ctx.settings.spark, "recs-validate"))
+        return GxSession("spark", spark=spark)
+    return GxSession("pandas")
+
+
+def _keep_docs(ctx: RunContext, dq: list[dict]) -> str | None:
+    """The day's Data Docs site, rendered from its verdicts, in the lake."""
+    from pipelines.validate.docs import DayResults, render
+
     ctx.lake.remove(cat.DATA_DOCS, ds=ctx.ds)
-    if local is None:
-        return None
-    ctx.lake.write_folder(cat.DATA_DOCS, local, ds=ctx.ds)
+    with tempfile.TemporaryDirectory() as site:
+        if render(Path(site), [DayResults(ctx.ds, dq)], ctx.settings.validate) is None:
+            return None
+        ctx.lake.write_folder(cat.DATA_DOCS, Path(site), ds=ctx.ds)
     return ctx.lake.url(cat.DATA_DOCS, ds=ctx.ds) + "/index.html"
+
+
+def _drop_docs(ctx: RunContext) -> None:
+    """An earlier run's site of the day goes: it no longer matches the verdicts."""
+    ctx.lake.remove(cat.DATA_DOCS, ds=ctx.ds)
+
+
+def render_site(ctx: RunContext, days: list[date]) -> str | None:
+    """One Data Docs site of the validated days among ``days`` (a backfill's, or ``recs
+    docs``'), rendered from their stored verdicts into ``lake/data_docs/``; its index URL."""
+    from pipelines.validate.docs import DayResults, render
+
+    stored = [d for d in days if ctx.lake.exists(cat.DQ_RESULTS, ds=d)]
+    results = (DayResults(d, ctx.lake.read(cat.DQ_RESULTS, ds=d).to_dicts()) for d in stored)
+    ctx.lake.remove(cat.DATA_DOCS_SITE)
+    with tempfile.TemporaryDirectory() as site:
+        if render(Path(site), results, ctx.settings.validate) is None:
+            return None
+        ctx.lake.write_folder(cat.DATA_DOCS_SITE, Path(site))
+    return ctx.lake.url(cat.DATA_DOCS_SITE) + "/index.html"

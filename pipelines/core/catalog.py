@@ -182,6 +182,8 @@ DQ_RESULTS = _d("dq_results", "runs/ds={ds}/dq_results.parquet", "parquet", "val
                 doc="one row per expectation and day-level check, as in recs.dq_results")
 DATA_DOCS = _d("data_docs", "runs/ds={ds}/data_docs", "folder", "validate",
                doc="the Great Expectations Data Docs site of the day")
+DATA_DOCS_SITE = _d("data_docs_site", "data_docs", "folder", "validate",
+                    doc="a Data Docs site of several days (a backfill's, or recs docs')")
 VALIDATE_SUMMARY = _d("validate_summary", "runs/ds={ds}/validate.json", "json", "validate",
                       record=ValidateSummary)
 
@@ -352,11 +354,12 @@ class Lake:
     def read_days(self, dataset: Dataset, days: list[date], columns: list[str] | None = None,
                   **keys: Any) -> pl.DataFrame | None:
         """The partitions of ``days`` concatenated (None for no days)."""
-        frames = []
-        for d in days:
-            frame = self.read(dataset, ds=d, **keys)
-            frames.append(frame.select(columns) if columns else frame)
-        return pl.concat(frames, how="vertical") if frames else None
+        self._own(dataset)
+        if not days:
+            return None
+        if dataset.format != "parquet":
+            raise ValueError(f"{dataset.name} is {dataset.format}: read its days one by one")
+        return self.store.read_parquets([dataset.parts(ds=d, **keys) for d in days], columns)
 
     def _record(self, dataset: Dataset, value: Any, keys: Mapping[str, Any]) -> Record:
         assert dataset.record is not None

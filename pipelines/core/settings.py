@@ -86,9 +86,13 @@ class ValidateSettings(Section):
     volume_window_days: int = Field(14, ge=1)
     # Set for a run (param or flag) to publish a day that breaks the two rules above.
     accept_anomalies: bool = False
-    # The Data Docs HTML report of each day; off, a day validates 1.5x faster (more on small
-    # days: worth it in a long backfill) and the verdicts stay in dq_results.
+    # The Data Docs HTML report of each nightly run's day; a backfill renders one site for
+    # all its days at the end instead, and `recs docs` renders any validated days on demand.
     data_docs: bool = True
+    # Who computes the suites' verdicts: their polars translation (the default, at the rate of
+    # the preparation) or Great Expectations itself (pandas, or Spark on the Spark engine): the
+    # reference, with the same verdicts and dq_results, 10-30x slower.
+    evaluator: Literal["polars", "gx"] = "polars"
 
     @_model_validator(mode="after")
     def _scale(self) -> ValidateSettings:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from tqdm import tqdm
 
 from pipelines.core.settings import RetrievalSettings, Settings
 from pipelines.model.ranker import Ranker, candidates, fit_ranker, labelled, merge_sets
@@ -107,7 +108,10 @@ def ranked(model: Model, name: str, rows: np.ndarray, n: int, cfg: RetrievalSett
     idx = np.full((len(rows), n), -1, dtype=np.int64)
     scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
     size = block_users(ret.n_items, memory_mb)
-    for b, block in enumerate(_blocks(rows, size)):
+    # A bar on a terminal only (disable=None): the ranker scores ~1,000 users a second.
+    blocks = tqdm(_blocks(rows, size), total=-(-len(rows) // size), unit="block",
+                  desc=f"score {name}", leave=False, disable=None)
+    for b, block in enumerate(blocks):
         at = slice(b * size, b * size + len(block))
         excl = exclude[at] if exclude is not None else None
         if name in CANDIDATES:

@@ -11,7 +11,7 @@ import polars as pl
 
 from pipelines.core.settings import ValidateSettings
 from pipelines.validate import quality
-from pipelines.validate.gx_runner import GxSession
+from pipelines.validate.gx_runner import SuiteRunner
 from pipelines.validate.rawfiles import MALFORMED, RawFile
 from pipelines.validate.rows import (
     RowVerdict,
@@ -64,7 +64,7 @@ class DayVerdict:
 
 def judge_day(items_raw: pl.DataFrame, events_raw: pl.DataFrame, ds: date,
               known_items: pl.Series, accepted_ids: pl.Series, trailing_volumes: list[int],
-              cfg: ValidateSettings, session: GxSession) -> DayVerdict:
+              cfg: ValidateSettings, session: SuiteRunner) -> DayVerdict:
     """Verdicts for the day's catalog rows, then its events (an event's item may arrive in the
     same day's catalog), checked to account for every raw row, and the day-level rules.
 

@@ -15,9 +15,10 @@ from pipelines.core.contracts import EVENT_REQUIRED, EVENT_TYPES, ITEM_REQUIRED,
 from pipelines.core.settings import ValidateSettings
 
 DUPLICATE = "duplicate_event_id"
+UNIQUE_IN_PARTITION = "event_id_unique_in_partition"
 # Expectations that describe the partition but do not quarantine rows: within-partition
 # duplicates are resolved by keeping the first delivery, the rest count as duplicates.
-REPORT_ONLY = {"event_id_unique_in_partition"}
+REPORT_ONLY = {UNIQUE_IN_PARTITION}
 
 
 def event_expectations(ds: date, cfg: ValidateSettings) -> list:
@@ -61,7 +62,7 @@ def event_expectations(ds: date, cfg: ValidateSettings) -> list:
         gxe.ExpectColumnValuesToBeInSet(column="_accepted_before", value_set=[False],
                                         meta=meta(DUPLICATE)),
         gxe.ExpectColumnValuesToBeUnique(column="event_id",
-                                         meta=meta("event_id_unique_in_partition")),
+                                         meta=meta(UNIQUE_IN_PARTITION)),
     ]
     return suite
 

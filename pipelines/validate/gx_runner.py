@@ -1,8 +1,9 @@
-"""Running expectation suites with Great Expectations 1.x on a pandas or Spark DataFrame.
+"""Running expectation suites with Great Expectations 1.x on a pandas or Spark DataFrame: the
+reference evaluator (``[validate] evaluator = "gx"``).
 
 Each expectation carries ``meta={"reason": ...}``: the name a failing row is quarantined under.
 Results come back per expectation with the ``_row`` ids of the rows that failed it, so the caller
-can give every row its own verdict. An optional folder receives GX's Data Docs (HTML) for the run.
+can give every row its own verdict.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -30,7 +31,15 @@ class ExpectationOutcome:
     details: dict[str, Any]
 
 
-def _context(docs_dir: Path | None):
+class SuiteRunner(Protocol):
+    """Evaluates an expectation suite on a prepared frame: GX itself (``GxSession``) or its
+    polars translation (``pipelines.validate.polars_suite.PolarsSession``)."""
+
+    def run(self, name: str, frame: pl.DataFrame,
+            expectations: list) -> list[ExpectationOutcome]: ...
+
+
+def gx_context(docs_dir: Path | None):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -51,16 +60,15 @@ def _context(docs_dir: Path | None):
 
 
 class GxSession:
-    """One ephemeral GX context: validates named frames, all reported in one Data Docs site."""
+    """One ephemeral GX context that validates named frames (Data Docs are rendered from the
+    stored verdicts, whoever computed them: ``pipelines.validate.docs``)."""
 
-    def __init__(self, engine: str = "polars", docs_dir: Path | None = None,
-                 spark: Any = None) -> None:
+    def __init__(self, engine: str = "pandas", spark: Any = None) -> None:
         if engine == "spark" and spark is None:
             raise ValueError("engine='spark' needs a Spark session")
         self.engine = engine
         self.spark = spark
-        self.docs_dir = docs_dir
-        self.context = _context(docs_dir)
+        self.context = gx_context(None)
         self.source = (self.context.data_sources.add_spark("recs") if engine == "spark"
                        else self.context.data_sources.add_pandas("recs"))
 
@@ -85,17 +93,17 @@ class GxSession:
         suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        actions = []
-        if self.docs_dir is not None:
-            actions = [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["recs"])]
         checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=name, validation_definitions=[definition], actions=actions,
+            name=name, validation_definitions=[definition], actions=[],
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID],
                            "return_unexpected_index_query": False},
         ))
         run = checkpoint.run(batch_parameters={"dataframe": self.to_engine(frame)})
         (result,) = run.run_results.values()
-        return [_outcome(r) for r in result.results]
+        # GX groups results by the metrics they share; report them in the suite's order.
+        order = {e.id: i for i, e in enumerate(suite.expectations)}
+        results = sorted(result.results, key=lambda r: order[r.expectation_config.id])
+        return [_outcome(r) for r in results]
 
 
 def _outcome(r) -> ExpectationOutcome:

@@ -45,7 +45,8 @@ def test_the_console_shows_a_line_per_task_and_the_log_file_the_rest(tmp_path: P
     lines = quiet.stderr.strip().splitlines()
     assert [ln.split()[:2] for ln in lines if ln.startswith("validate")] == [
         ["validate", "2026-10-01"], ["validate", "2026-10-02"]]
-    assert lines[-1].startswith("backfill to 2026-10-02: 2 day(s) validated")
+    assert lines[-2].startswith("backfill to 2026-10-02: 2 day(s) validated")
+    assert lines[-1].startswith("data docs of those days: ")
     assert not any("recs.storage" in ln or "wrote " in ln for ln in lines)
     detail = (tmp_path / "recs.log").read_text()
     assert "recs.storage: wrote" in detail and "[task=validate ds=2026-10-02" in detail

@@ -1,12 +1,14 @@
 """`recs backfill` on generated raw logs: validation caught up from the first landed day, the
-flow for a range after validating what comes before it, done days skipped, and the first
-failing day stopping the backfill with its message."""
+flow for a range after validating what comes before it, done days skipped, the first
+failing day stopping the backfill with its message, and one Data Docs site at the end."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from jobs.backfill import backfill, plan
@@ -14,6 +16,7 @@ from jobs.context import RunContext
 from jobs.rawdata import write_days
 from pipelines.core import catalog as cat
 from pipelines.core.errors import BackfillError, UpstreamMissing
+from pipelines.core.settings import replace
 from pipelines.datasets.generate import generate
 from tests.support.workspace import (
     SMALL_LAST,
@@ -45,6 +48,33 @@ def test_validate_only_catches_up_from_the_first_landed_day_and_resumes(landed) 
     again = backfill(landed, None, end + timedelta(days=1), validate_only=True)
     assert again.skipped == out.validated and again.validated == [end + timedelta(days=1)]
     assert backfill(landed, FIRST, FIRST, validate_only=True, rerun=True).validated == [FIRST]
+
+
+def test_a_backfill_renders_one_data_docs_site_of_its_days_at_the_end(landed,
+                                                                      monkeypatch) -> None:
+    settings = replace(landed, validate={"data_docs": True})
+    end = FIRST + timedelta(days=2)
+    out = backfill(settings, None, end, validate_only=True)
+    ctx = RunContext(settings, end, "t")
+    assert out.data_docs == ctx.lake.url(cat.DATA_DOCS_SITE) + "/index.html"
+    assert not any(ctx.lake.exists(cat.DATA_DOCS, ds=d) for d in out.validated)
+    site = Path(ctx.lake.url(cat.DATA_DOCS_SITE))
+    pages = sorted(p.parent.parent.name for p in site.glob("validations/events/*/*/*.html"))
+    assert pages == [f"ds={d}" for d in out.validated]
+    # Each page shows its day's verdicts, the stored dq_results, as GX renders them.
+    for day in out.validated:
+        page = next(site.glob(f"validations/events/ds={day}/*/*.html")).read_text()
+        dq = ctx.lake.read(cat.DQ_RESULTS, ds=day)
+        failed = dq.filter(~pl.col("success") & (pl.col("dataset") == "events"))
+        shown = re.findall(r"(\d+) unexpected values? found", page)
+        assert sorted(map(int, shown)) == sorted(failed["unexpected_count"].to_list()), day
+        assert "must never be null" in page
+    # On demand: `recs docs` renders the days asked for; none validated is an error.
+    assert recs_cli(settings, monkeypatch, "docs", "--from", str(end), "--to", str(end)) == 0
+    assert [p.parent.parent.name for p in site.glob("validations/events/*/*/*.html")] == [
+        f"ds={end}"]
+    assert recs_cli(settings, monkeypatch, "docs", "--from", "2001-01-01", "--to",
+                    "2001-01-31") == 1
 
 
 def test_the_first_failing_day_stops_it_with_its_message(landed) -> None:

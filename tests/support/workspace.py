@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.context import RunContext, default_run_id
+from jobs.backfill import backfill
 from jobs.rawdata import write_days
-from jobs.tasks import run_task
 from pipelines.core.settings import Settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
 
@@ -56,14 +55,10 @@ def without_docs(settings: Settings) -> Settings:
 
 
 def prepare_history(settings: Settings, spec: GenerateSpec, first_nightly: date) -> None:
-    """Write the raw logs and validate every day before the first nightly run (without Data
-    Docs: nothing reads them, and they are 40 % of validating a small day)."""
+    """Write the raw logs and validate every day before the first nightly run, as ``recs
+    backfill --validate-only`` does (one Data Docs site of those days at the end)."""
     write_days(settings.raw_root, generate(spec), "parquet")
-    settings = without_docs(settings)
-    day = spec.start
-    while day < first_nightly:
-        run_task("validate", RunContext(settings, day, default_run_id(day)))
-        day += timedelta(days=1)
+    backfill(settings, None, first_nightly - timedelta(days=1), validate_only=True)
 
 
 def write_config(settings: Settings, path: Path) -> Path:

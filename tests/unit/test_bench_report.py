@@ -46,3 +46,21 @@ def test_floor_summary_lists_the_furthest_path_first() -> None:
         "| score/cpu | top_n | 0.87 |",
     ]
     assert floor_summary([{"step": "als", "what": "implicit"}]) == []
+
+
+def test_a_partial_run_keeps_the_other_steps_of_the_report_marked(tmp_path: Path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.5},
+                        {"step": "load/duckdb", "what": "Arrow", "seconds": 0.25,
+                         "share_of_floor": 0.8}], 3, {}, None)
+    write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.2}], 3, {}, None)
+    text = path.read_text()
+    assert "| implicit | 1.2 |" in text and "| implicit | 1.5 |" not in text
+    load = text[text.index("## load"):]
+    assert load.splitlines()[2].startswith("_Kept from an earlier run (**Commit**")
+    assert "| Arrow | 0.25 |" in load
+    assert "| load/duckdb (earlier run) | Arrow | 0.8 |" in text
+    # Kept again by a third run, it is marked once.
+    write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.1}], 3, {}, None)
+    text = path.read_text()
+    assert text.count("_Kept from") == 1 and text.count("(earlier run)") == 1

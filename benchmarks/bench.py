@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.util import PeakMemory, median_seconds
+from jobs.backfill import backfill
 from jobs.context import RunContext
 from jobs.rawdata import write_days
 from jobs.tasks import run_task
@@ -93,7 +94,6 @@ def bench_backfill(folder: Path, repeat: int) -> list[dict]:
     import sys
 
     from benchmarks.util import run_measured
-    from jobs.backfill import backfill
     from jobs.tasks.validate import render_site
     from pipelines.datasets.movielens import load_movielens, to_raw_days
 
@@ -123,7 +123,8 @@ def bench_backfill(folder: Path, repeat: int) -> list[dict]:
             out = backfill(settings, None, last, validate_only=True, rerun=True)
             inside.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            render_site(RunContext(settings, last, "bench"), out.validated)
+            render_site(RunContext(settings, last, "bench").lake, settings.validate,
+                        out.validated)
             docs.append(time.perf_counter() - t0)
     for what, times, peak in (
             ("recs backfill --validate-only (own process, with its Data Docs)", walls,
@@ -159,8 +160,7 @@ def bench_aggregate(n_events: int, repeat: int,
         if spark_memory:  # local mode: the driver's heap is all the memory Spark has
             base = replace(base, spark=replace(base.spark, driver_memory=spark_memory))
         write_days(base.raw_root, generate(spec), "parquet")
-        for i in range(days):
-            run_task("validate", RunContext(base, spec.start + timedelta(days=i), "bench"))
+        backfill(base, None, last, validate_only=True)
         n = RunContext(base, last, "bench").clean_events(days).height
         for engine in engines:
             first: list[float] = []
@@ -198,12 +198,18 @@ def bench_aggregate(n_events: int, repeat: int,
     return rows
 
 
-def _backfill(args: argparse.Namespace) -> list[dict]:
+def _movielens(step: str) -> Path | None:
+    """MovieLens 100K beside the clone, or None (the step says it is skipped)."""
     folder = SHARED_DATA / "ml-100k"
     if not folder.is_dir():
-        print(f"# backfill: skipped, MovieLens 100K not found in {folder}")
-        return []
-    return bench_backfill(folder, args.repeat)
+        print(f"# {step}: skipped, MovieLens 100K not found in {folder}")
+        return None
+    return folder
+
+
+def _backfill(args: argparse.Namespace) -> list[dict]:
+    folder = _movielens("backfill")
+    return bench_backfill(folder, args.repeat) if folder else []
 
 
 def _scale(args: argparse.Namespace) -> list[dict]:
@@ -239,11 +245,8 @@ def _score(args: argparse.Namespace) -> list[dict]:
 def _als(args: argparse.Namespace) -> list[dict]:
     from benchmarks.als import bench_als
 
-    folder = SHARED_DATA / "ml-100k"
-    if not folder.is_dir():
-        print(f"# als: skipped, MovieLens 100K not found in {folder}")
-        return []
-    return bench_als(folder, args.repeat)
+    folder = _movielens("als")
+    return bench_als(folder, args.repeat) if folder else []
 
 
 def _nights(args: argparse.Namespace) -> list[dict]:

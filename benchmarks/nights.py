@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from benchmarks.util import run_measured
+from jobs.backfill import backfill
 from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import TASKS, run_task
@@ -56,7 +57,7 @@ def synthetic_workspace(root: Path, n_events: int, days: int) -> tuple[Settings,
     settings = _settings(root, SYNTHETIC_CONFIG)
     write_days(settings.raw_root, generate(spec), "parquet")
     last = START + timedelta(days=days - 1)
-    _prepare(settings, START, last)
+    _prepare(settings, last)
     return settings, last
 
 
@@ -67,21 +68,23 @@ def movielens_workspace(root: Path, folder: Path) -> tuple[Settings, date]:
     settings = _settings(root, MOVIELENS_CONFIG)
     write_days(settings.raw_root, to_raw_days(load_movielens(folder)), "parquet")
     days = RunContext(settings, START, "-").raw.days(cat.RAW_EVENTS)
-    _prepare(settings, days[0], days[-1])
+    _prepare(settings, days[-1])
     return settings, days[-1]
 
 
-def _prepare(settings: Settings, first: date, last: date) -> None:
+def _prepare(settings: Settings, last: date) -> None:
     """Validate the landed days before the night before ``last`` (a dataset may skip days),
     then run that night in full."""
     landed = RunContext(settings, last, "-").raw.days(cat.RAW_EVENTS)
     night_before = max(d for d in landed if d < last)
-    history = replace(settings, validate=replace(settings.validate, data_docs=False))
-    for day in landed:
-        if first <= day < night_before:
-            run_task("validate", RunContext(history, day, default_run_id(day)))
+    backfill(replace(settings, validate={"data_docs": False}), None,
+             night_before - timedelta(days=1), validate_only=True)
+    _run_night(settings, night_before)
+
+
+def _run_night(settings: Settings, ds: date) -> None:
     for task in TASKS:
-        run_task(task, RunContext(settings, night_before, default_run_id(night_before)))
+        run_task(task, RunContext(settings, ds, default_run_id(ds)))
 
 
 def _env(settings: Settings, config: Path, root: Path) -> dict[str, str]:
@@ -108,8 +111,8 @@ def time_night(settings: Settings, root: Path, ds: date, repeat: int) -> dict[st
                                        ds.isoformat()], env)
             seconds[task].append(wall)
             peaks[task].append(peak)
-        summary = RunContext(replace(settings, lake_root=str(copy / "lake")), ds, "-").lake
-        info = summary.read_dict(cat.SUMMARIES["embed"], ds=ds)
+        lake = RunContext(replace(settings, lake_root=str(copy / "lake")), ds, "-").lake
+        info = lake.read_dict(cat.SUMMARIES["embed"], ds=ds)
         embedded = sum(info[kind]["embedded"] for kind in ("items", "users"))
         shutil.rmtree(copy)
     out = {t: {"seconds": statistics.median(seconds[t]), "peak_mib": statistics.median(peaks[t])}
@@ -158,12 +161,13 @@ def bench_scale_night(events_per_day: int, days: int, users: int, items: int,
             [sys.executable, "-m", "jobs.cli", "backfill", "--to",
              (before - timedelta(days=1)).isoformat(), "--validate-only"],
             _env(settings, root / "bench.toml", root))
+        lake = RunContext(settings, before, "-").lake
+        validated = lake.days(cat.VALIDATE_SUMMARY)
+        raw = sum(lake.read(cat.VALIDATE_SUMMARY, ds=d).events.raw for d in validated)
         rows = [{"step": f"night/{label}", "what": f"recs backfill --validate-only of "
-                 f"{days - 2} days", "events": events_per_day * (days - 2),
-                 "history_days": days - 2, "seconds": wall, "peak_mib": peak,
-                 "rows_per_s": events_per_day * (days - 2) / wall}]
-        for task in TASKS:
-            run_task(task, RunContext(settings, before, default_run_id(before)))
+                 f"{len(validated)} days", "events": raw, "history_days": len(validated),
+                 "seconds": wall, "peak_mib": peak, "rows_per_s": raw / wall}]
+        _run_night(settings, before)
         events = RunContext(settings, last, "-").clean_events(
             settings.features.history_days).height
         print("# scale night: prepared", flush=True)

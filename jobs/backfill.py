@@ -127,7 +127,7 @@ def _docs(ctx: RunContext, days: list[date]) -> str | None:
     from jobs.tasks.validate import render_site
 
     try:
-        return render_site(ctx, sorted(days)) if days else None
+        return render_site(ctx.lake, ctx.settings.validate, sorted(days))
     except Exception as exc:
         log.warning("the backfill's Data Docs were not rendered: %s: %s",
                     type(exc).__name__, exc)

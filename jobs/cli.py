@@ -67,17 +67,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from jobs.context import RunContext
     from jobs.tasks.validate import render_site
     from pipelines.core import catalog as cat
+    from pipelines.core.catalog import Lake
+    from pipelines.core.storage import Store
 
-    ctx = RunContext(_settings(args), args.end or date.max, "docs")
-    days = [d for d in ctx.lake.days(cat.DQ_RESULTS)
+    settings = _settings(args)
+    lake = Lake(Store(settings.lake_root))
+    days = [d for d in lake.days(cat.DQ_RESULTS)
             if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)]
-    index = render_site(ctx, days)
+    index = render_site(lake, settings.validate, days)
     if index is None:
         raise RecsError(f"no validated day {_range(args.start, args.end)} under "
-                        f"{ctx.lake.url(cat.DQ_RESULTS)}: nothing to render")
+                        f"{lake.url(cat.DQ_RESULTS)}: nothing to render")
     say(f"data docs of {len(days)} validated day(s) ({days[0]} .. {days[-1]}): {index}")
     return 0
 

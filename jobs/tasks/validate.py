@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
 from pipelines.core import catalog as cat
-from pipelines.core.catalog import Dataset
+from pipelines.core.catalog import Dataset, Lake
 from pipelines.core.contracts import EVENT_COLUMNS, EVENT_REQUIRED, ITEM_COLUMNS, ITEM_REQUIRED
 from pipelines.core.errors import DataQualityError, MissingPartition, UpstreamMissing
 from pipelines.core.failpoints import failpoint
+from pipelines.core.settings import ValidateSettings
 from pipelines.validate import quality
 from pipelines.validate.day import Partition, combine, judge_day, summary_facts
+from pipelines.validate.docs import DayResults
 from pipelines.validate.gx_runner import SuiteRunner
 from pipelines.validate.polars_suite import PolarsSession
 from pipelines.validate.rawfiles import data_files, parse_raw_file
@@ -58,7 +62,9 @@ def run(ctx: RunContext) -> dict:
                             prior["item_id"] if prior is not None else empty,
                             accepted["event_id"] if accepted is not None else empty,
                             _trailing_volumes(ctx), cfg, _evaluator(ctx, stack))
-    docs_index = _keep_docs(ctx, verdict.dq) if cfg.data_docs else _drop_docs(ctx)
+    # A rerun without docs drops an earlier run's site of the day: it would not match.
+    docs_index = write_site(ctx.lake, cat.DATA_DOCS, cfg,
+                            [DayResults(ctx.ds, verdict.dq)] if cfg.data_docs else [], ds=ctx.ds)
     ctx.lake.write(cat.DQ_RESULTS, pl.DataFrame(verdict.dq), ds=ctx.ds)
     ctx.warehouse().record_dq(ctx.run_id, ctx.ds, verdict.dq)
     ctx.lake.write(cat.QUARANTINE_EVENTS, verdict.events.quarantine, ds=ctx.ds)
@@ -145,33 +151,25 @@ def _evaluator(ctx: RunContext, stack: ExitStack) -> SuiteRunner:
     return GxSession("pandas")
 
 
-def _keep_docs(ctx: RunContext, dq: list[dict]) -> str | None:
-    """The day's Data Docs site, rendered from its verdicts, in the lake."""
-    from pipelines.validate.docs import DayResults, render
+def write_site(lake: Lake, dataset: Dataset, cfg: ValidateSettings, days: Iterable[DayResults],
+               **keys: Any) -> str | None:
+    """A Data Docs site of ``days`` as ``dataset`` in the lake, in place of any earlier one;
+    its index URL, or None with no day to show."""
+    from pipelines.validate.docs import render
 
-    ctx.lake.remove(cat.DATA_DOCS, ds=ctx.ds)
+    lake.remove(dataset, **keys)
+    days = list(days)
+    if not days:
+        return None
     with tempfile.TemporaryDirectory() as site:
-        if render(Path(site), [DayResults(ctx.ds, dq)], ctx.settings.validate) is None:
-            return None
-        ctx.lake.write_folder(cat.DATA_DOCS, Path(site), ds=ctx.ds)
-    return ctx.lake.url(cat.DATA_DOCS, ds=ctx.ds) + "/index.html"
+        render(Path(site), days, cfg)
+        lake.write_folder(dataset, Path(site), **keys)
+    return lake.url(dataset, **keys) + "/index.html"
 
 
-def _drop_docs(ctx: RunContext) -> None:
-    """An earlier run's site of the day goes: it no longer matches the verdicts."""
-    ctx.lake.remove(cat.DATA_DOCS, ds=ctx.ds)
-
-
-def render_site(ctx: RunContext, days: list[date]) -> str | None:
+def render_site(lake: Lake, cfg: ValidateSettings, days: list[date]) -> str | None:
     """One Data Docs site of the validated days among ``days`` (a backfill's, or ``recs
     docs``'), rendered from their stored verdicts into ``lake/data_docs/``; its index URL."""
-    from pipelines.validate.docs import DayResults, render
-
-    stored = [d for d in days if ctx.lake.exists(cat.DQ_RESULTS, ds=d)]
-    results = (DayResults(d, ctx.lake.read(cat.DQ_RESULTS, ds=d).to_dicts()) for d in stored)
-    ctx.lake.remove(cat.DATA_DOCS_SITE)
-    with tempfile.TemporaryDirectory() as site:
-        if render(Path(site), results, ctx.settings.validate) is None:
-            return None
-        ctx.lake.write_folder(cat.DATA_DOCS_SITE, Path(site))
-    return ctx.lake.url(cat.DATA_DOCS_SITE) + "/index.html"
+    stored = [d for d in days if lake.exists(cat.DQ_RESULTS, ds=d)]
+    return write_site(lake, cat.DATA_DOCS_SITE, cfg,
+                      (DayResults(d, lake.read(cat.DQ_RESULTS, ds=d).to_dicts()) for d in stored))

@@ -35,13 +35,11 @@ def demo_settings(workdir: Path) -> Settings:
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment of Airflow and its workers on the demo data."""
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(REPO / ".airflow"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    # `airflow dags test` of a DAG with a deadline alert fails after a successful run
-    # (apache/airflow#73428); the scheduler handles it, so only these runs go without.
-    env["RECS_PUBLISH_DEADLINE_HOURS"] = "0"
     env.update(RECS_RAW_ROOT=settings.raw_root, RECS_LAKE_ROOT=settings.lake_root,
                RECS_WAREHOUSE=settings.warehouse, RECS_ENGINE=settings.engine,
                RECS_DEVICE=settings.device)
@@ -61,11 +59,14 @@ def run_airflow_day(ds: date, env: dict[str, str]) -> None:
     console.info(f"airflow dags test recs_nightly {ds}: success (log: {log_path})")
 
 
-def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
-    workdir = workdir.resolve()
+LAST_DAY = DEMO_SPEC.start + timedelta(days=DEMO_SPEC.n_days - 1)
+
+
+def prepare_demo(workdir: Path, nights: int) -> tuple[Settings, list[date]]:
+    """The demo data under ``workdir`` (generated once) and its history validated up to its
+    last ``nights`` days: the settings and those nights, oldest first."""
     settings = demo_settings(workdir)
-    last = DEMO_SPEC.start + timedelta(days=DEMO_SPEC.n_days - 1)
-    nightly = [last - timedelta(days=i) for i in reversed(range(days))]
+    nightly = [LAST_DAY - timedelta(days=i) for i in reversed(range(nights))]
     if not (workdir / "raw" / "events").exists():
         n_days, n_events = write_days(settings.raw_root, generate(DEMO_SPEC), "parquet")
         console.info(f"generated {n_days} days, {n_events:,} raw events under "
@@ -74,8 +75,15 @@ def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
     with progress_bars() as progress:
         backfill(settings, None, nightly[0] - timedelta(days=1), validate_only=True,
                  progress=progress)
+    return settings, nightly
+
+
+def run_demo(workdir: Path, days: int = 3, use_airflow: bool = False) -> int:
+    settings, nightly = prepare_demo(workdir.resolve(), days)
     if use_airflow:
-        env = airflow_env(settings)
+        # `airflow dags test` of a DAG with a deadline alert fails after a successful run
+        # (apache/airflow#73428); the scheduler handles it, so only these runs go without.
+        env = {**airflow_env(settings), "RECS_PUBLISH_DEADLINE_HOURS": "0"}
         airflow = str(Path(sys.executable).with_name("airflow"))
         subprocess.run([airflow, "db", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

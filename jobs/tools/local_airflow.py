@@ -9,6 +9,7 @@ login of the UI is printed. Ctrl-C stops the services and exits cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from jobs.console import console
@@ -68,6 +68,12 @@ class LocalAirflow:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{out.stderr[-3000:]}")
         return out.stdout
 
+    def cli_json(self, *args: str) -> list[dict]:
+        """``airflow <args> -o json``: the CLI may print warnings before the JSON line, and
+        prints none when nothing matches."""
+        lines = self.cli(*args, "-o", "json").splitlines()
+        return next((json.loads(line) for line in reversed(lines) if line.startswith("[")), [])
+
     def migrate(self) -> None:
         """The metadata database and the ``gpu`` pool (embed, train and precompute take a
         slot: one per GPU)."""
@@ -95,15 +101,14 @@ class LocalAirflow:
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
-            try:
+            # Not answering yet (or not JSON yet) is the usual state while the API starts.
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                 with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health",
                                             timeout=5) as response:
                     health = json.load(response)
                 if all(health.get(part, {}).get("status") == "healthy"
                        for part in ("metadatabase", "scheduler", "dag_processor")):
                     return
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Airflow at {self.url} not healthy after {timeout:.0f} s; "
                                    f"service logs in {self.home}")
@@ -129,34 +134,13 @@ class LocalAirflow:
         self.services.clear()
 
 
-def prepare_demo(workdir: Path, nights: int) -> tuple[dict[str, str], date, list[date]]:
-    """The demo data (generated once), its history validated up to its last ``nights``: the
-    workers' ``RECS_*`` environment, the last day and the nights left to run."""
-    from datetime import timedelta
-
-    from jobs.backfill import backfill
-    from jobs.console import progress_bars
-    from jobs.rawdata import write_days
-    from jobs.tools.demo import DEMO_SPEC, airflow_env, demo_settings
-    from pipelines.datasets.generate import generate
-
-    settings = demo_settings(workdir)
-    last = DEMO_SPEC.start + timedelta(days=DEMO_SPEC.n_days - 1)
-    open_nights = [last - timedelta(days=i) for i in reversed(range(nights))]
-    if not (workdir / "raw" / "events").exists():
-        write_days(settings.raw_root, generate(DEMO_SPEC), "parquet")
-    with progress_bars() as progress:
-        backfill(settings, None, open_nights[0] - timedelta(days=1), validate_only=True,
-                 progress=progress)
-    env = airflow_env(settings)
-    env.pop("RECS_PUBLISH_DEADLINE_HOURS", None)  # the scheduler handles the deadline alert
-    env["RECS_END_DATE"] = last.isoformat()
-    return env, last, open_nights
-
-
 def run_local_airflow(workdir: Path, home: Path, port: int = 8080, nights: int = 3) -> int:
+    from jobs.tools.demo import LAST_DAY, airflow_env, prepare_demo
+
     workdir, home = workdir.resolve(), home.resolve()
-    env, last, open_nights = prepare_demo(workdir, nights)
+    settings, open_nights = prepare_demo(workdir, nights)
+    # The data ends there: no scheduled run of a day without logs.
+    env = {**airflow_env(settings), "RECS_END_DATE": LAST_DAY.isoformat()}
     airflow = LocalAirflow(home, port, service_env(home, port, env))
     console.info(f"airflow: metadata under {home}")
     airflow.migrate()
@@ -173,8 +157,8 @@ def run_local_airflow(workdir: Path, home: Path, port: int = 8080, nights: int =
         console.info("\n".join([
             f"Airflow is up: {airflow.url}  (login: {USER} / {airflow.password()})",
             f"  DAG recs_nightly, demo data under {workdir} (validated up to the day before "
-            f"{open_nights[0]}, last day {last}).",
-            f"  Trigger a run of {open_nights[0]} .. {last}, or a backfill over them: "
+            f"{open_nights[0]}, last day {LAST_DAY}).",
+            f"  Trigger a run of {open_nights[0]} .. {LAST_DAY}, or a backfill over them: "
             "README, \"The Airflow UI\".",
             f"  Service logs: {home}/*.log.  Ctrl-C stops Airflow."]))
         while not stop:

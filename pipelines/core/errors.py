@@ -45,6 +45,12 @@ class MovieLensLayoutError(RecsError, FileNotFoundError):
 
 # --- rules the data or the model must pass -----------------------------------------------------
 
+class UntranslatedExpectation(RecsError, NotImplementedError):
+    """An expectation (or row condition) of the suites that the polars evaluator cannot
+    compute: translate it in ``pipelines/validate/polars_suite.py``, or validate with
+    ``[validate] evaluator = "gx"``."""
+
+
 class DataQualityError(RecsError):
     """The day broke a data-quality rule; nothing downstream may run on it."""
 

@@ -71,8 +71,8 @@ def validation_results(day: DayResults, cfg: ValidateSettings) -> dict[str, obje
     return out
 
 
-def render(site_dir: Path, days: Iterable[DayResults], cfg: ValidateSettings) -> Path | None:
-    """One Data Docs site of ``days`` in ``site_dir``; its index page, or None with no day."""
+def render(site_dir: Path, days: Iterable[DayResults], cfg: ValidateSettings) -> Path:
+    """One Data Docs site of ``days`` in ``site_dir``; its index page."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
@@ -81,14 +81,10 @@ def render(site_dir: Path, days: Iterable[DayResults], cfg: ValidateSettings) ->
     from pipelines.validate.gx_runner import gx_context
 
     context = gx_context(site_dir)
-    stored = 0
     for day in days:
         for dataset, result in validation_results(day, cfg).items():
             key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=dataset),
                                              result.meta["run_id"], f"ds={day.ds}")
             context.validation_results_store.set(key, result)
-            stored += 1
-    if not stored:
-        return None
     context.build_data_docs(site_names=["recs"])
     return site_dir / "index.html"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipelines.core.errors import UntranslatedExpectation
 from pipelines.validate.gx_runner import ROW_ID, ExpectationOutcome
 
 _COMPARE: dict[str, Callable[[pl.Expr, Any], pl.Expr]] = {
@@ -48,7 +49,8 @@ def condition_expr(condition: Any) -> pl.Expr:
         return pl.all_horizontal(*(condition_expr(c) for c in condition.conditions))
     if isinstance(condition, rc.OrCondition):
         return pl.any_horizontal(*(condition_expr(c) for c in condition.conditions))
-    raise NotImplementedError(f"row condition {condition!r} has no polars translation")
+    raise UntranslatedExpectation(f"row condition {condition!r} has no polars translation "
+                                  '(or set [validate] evaluator = "gx")')
 
 
 def _bounds(column: pl.Expr, low: Any, high: Any, strict_low: bool,
@@ -82,7 +84,8 @@ def unexpected_expr(expectation: Any, considered: pl.Expr) -> pl.Expr:
                        False, False)
     if kind == "expect_column_values_to_be_unique":
         return pl.when(considered).then(column).is_duplicated()
-    raise NotImplementedError(f"{kind} has no polars translation")
+    raise UntranslatedExpectation(f"{kind} has no polars translation "
+                                  '(or set [validate] evaluator = "gx")')
 
 
 def evaluate(frame: pl.DataFrame, expectations: list) -> list[ExpectationOutcome]:
@@ -125,8 +128,6 @@ def evaluate(frame: pl.DataFrame, expectations: list) -> list[ExpectationOutcome
 class PolarsSession:
     """Runs the suites on polars; the same ``run`` as ``GxSession`` (no Data Docs: those are
     rendered by ``pipelines.validate.docs`` from the stored outcomes)."""
-
-    engine = "polars"
 
     def run(self, name: str, frame: pl.DataFrame, expectations: list) -> list[ExpectationOutcome]:
         return evaluate(frame, expectations)

@@ -13,7 +13,6 @@ context. With ``RECS_UI_SCREENSHOTS=<folder>`` the pages are saved there (the RE
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -23,6 +22,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from jobs.backfill import backfill
 from jobs.context import RunContext, default_run_id
@@ -80,9 +86,6 @@ def _browser():
         if os.environ.get("RECS_REQUIRE_BROWSER"):
             pytest.fail(reason + " (RECS_REQUIRE_BROWSER is set)")
         pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
@@ -95,8 +98,6 @@ class Ui:
     """The pages and dialogs of Airflow 3's UI that the test uses."""
 
     def __init__(self, driver, url: str, shots: Path | None) -> None:
-        from selenium.webdriver.support.ui import WebDriverWait
-
         self.d, self.url, self.shots = driver, url, shots
         self.wait = WebDriverWait(driver, 60)
 
@@ -106,20 +107,12 @@ class Ui:
             self.d.save_screenshot(str(self.shots / f"airflow-{name}.png"))
 
     def find(self, css: str):
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ec
-
         return self.wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, css)))
 
     def xpath(self, path: str):
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ec
-
         return self.wait.until(ec.element_to_be_clickable((By.XPATH, path)))
 
     def login(self, password: str) -> None:
-        from selenium.webdriver.common.by import By
-
         self.d.get(self.url + "/")
         self.wait.until(lambda d: d.find_elements(By.NAME, "username"))
         self.d.find_element(By.NAME, "username").send_keys(USER)
@@ -129,8 +122,6 @@ class Ui:
 
     def open_dag(self, timeout: float = 180) -> None:
         """The DAG's page, once the dag-processor has parsed it."""
-        from selenium.webdriver.common.by import By
-
         deadline = time.monotonic() + timeout
         while True:
             self.d.get(self.url + "/dags/recs_nightly")
@@ -143,8 +134,6 @@ class Ui:
     def open_trigger(self) -> None:
         """The trigger dialog, from the DAG's page (after a trigger the UI moves on, and
         re-renders the button under a waiting click: try again then)."""
-        from selenium.common.exceptions import StaleElementReferenceException
-
         self.open_dag()
         for attempt in range(3):
             try:
@@ -158,9 +147,6 @@ class Ui:
 
     def set_datetime(self, index: int, day: date) -> None:
         """The ``index``-th date-time field of the dialog: its popover's date and time."""
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.common.keys import Keys
-
         fields = [f for f in self.d.find_elements(By.CSS_SELECTOR, "[data-testid=datetime-input]")
                   if f.is_displayed()]
         field = fields[index]
@@ -181,8 +167,6 @@ class Ui:
         assert field.text.startswith(f"{day:%b %d, %Y} 00:00"), field.text
 
     def trigger_run(self, day: date, top_n: int) -> None:
-        from selenium.webdriver.common.by import By
-
         self.open_trigger()
         self.set_datetime(0, day)
         field = self.d.find_element(By.NAME, "element_top_n")
@@ -194,8 +178,6 @@ class Ui:
                                                       "[data-testid=trigger-dag-submit]"))
 
     def create_backfill(self, first: date, last: date) -> None:
-        from selenium.webdriver.common.by import By
-
         self.open_trigger()
         self.xpath("//label[contains(., 'Run this Dag for a range of dates')]").click()
         self.xpath("//*[text()='Date Range']")
@@ -234,9 +216,7 @@ def airflow(tmp_path: Path, movielens_history: Path) -> Iterator[tuple[LocalAirf
 
 
 def _runs(af: LocalAirflow) -> dict[str, dict]:
-    lines = af.cli("dags", "list-runs", "recs_nightly", "-o", "json").splitlines()
-    runs = next((json.loads(line) for line in reversed(lines) if line.startswith("[")), [])
-    return {r["logical_date"][:10]: r for r in runs}
+    return {r["logical_date"][:10]: r for r in af.cli_json("dags", "list-runs", "recs_nightly")}
 
 
 def _wait_for_runs(af: LocalAirflow, days: list[date], timeout: float = 600) -> dict[str, dict]:
@@ -302,11 +282,10 @@ def test_an_operator_triggers_and_backfills_from_the_ui(airflow, movielens_histo
     assert _published(settings) == _published(_settings(clean))
 
     # depends_on_past: each day's validate, embed and publish started after the day before's.
-    states = {d: {t["task_id"]: t for t in json.loads(next(
-        line for line in reversed(af.cli("tasks", "states-for-dag-run", "recs_nightly",
-                                         runs[d.isoformat()]["run_id"], "-o",
-                                         "json").splitlines()) if line.startswith("[")))}
-        for d in DAYS}
+    states = {d: {t["task_id"]: t for t in af.cli_json("tasks", "states-for-dag-run",
+                                                       "recs_nightly",
+                                                       runs[d.isoformat()]["run_id"])}
+              for d in DAYS}
     for before, after in zip(DAYS, DAYS[1:], strict=False):
         for task in ("validate", "embed", "publish"):
             assert states[after][task]["start_date"] >= states[before][task]["end_date"], task

@@ -215,8 +215,9 @@ def _backfill(args: argparse.Namespace) -> list[dict]:
 def _scale(args: argparse.Namespace) -> list[dict]:
     from benchmarks.nights import bench_scale_night
 
+    extra = args.scale_config.read_text() if args.scale_config else ""
     return bench_scale_night(args.scale_events_per_day, args.scale_days, args.scale_users,
-                             args.scale_items)
+                             args.scale_items, extra)
 
 
 def _embed(args: argparse.Namespace) -> list[dict]:
@@ -304,8 +305,9 @@ NOTES = {
     "embed": "Amazon Industrial & Scientific item texts, all-MiniLM-L6-v2. Peer: a naive "
              "loop (input order, fixed batches of 32, fp32); `ratio_to_peer` = seconds / "
              "the naive loop's. Floor: the encoder's FLOPs on the unpadded tokens at the rate "
-             "of a 2048 x 2048 matrix product on the same device and threads; "
-             "`share_of_floor` = the floor's seconds / the pipeline's.",
+             "of a 2048 x 2048 matrix product on the same device and threads and precision; "
+             "`share_of_floor` = the floor's seconds / the pipeline's. The fine-tune rows: "
+             "`[finetune]` defaults, each text paired with the next, `rows` = pairs seen.",
     "score": "Top-100 for every user, seen items excluded. Peer: implicit's batch "
              "`recommend`; `ratio_to_peer` = seconds / implicit's seconds. Floor: the bare "
              "matrix product plus argpartition with nothing excluded; `share_of_floor` = the "
@@ -380,6 +382,8 @@ def main() -> None:
     parser.add_argument("--scale-days", type=int, default=30, help="... days of history")
     parser.add_argument("--scale-users", type=int, default=200_000, help="... users")
     parser.add_argument("--scale-items", type=int, default=50_000, help="... items")
+    parser.add_argument("--scale-config", type=Path,
+                        help="... TOML appended to the benchmark's settings (a model, a device)")
     parser.add_argument("--write", type=Path, help="write the report (BENCHMARKS.md) here")
     parser.add_argument("--plot", type=Path,
                         help="PNG of the night's cost (default: beside --write)")

@@ -109,7 +109,8 @@ def bench_embed(n_texts: int, repeat: int, device: str = "auto") -> list[dict]:
     lengths = np.array([len(ids) for ids in fp32.tokenizer(
         texts, truncation=True, max_length=fp32.max_tokens)["input_ids"]])
     flops = encoder_flops(fp32.model.config, lengths)
-    precisions = ["fp32"] + (["fp16", "bf16"] if fp32.device == "cuda" else [])
+    # bf16 on the CPU too: the default there where the CPU has bf16 instructions.
+    precisions = ["fp32"] + (["fp16", "bf16"] if fp32.device == "cuda" else ["bf16"])
     for precision in precisions:
         floor_s = flops / matmul_flops_per_s(fp32.device, precision, repeat)
         rows.append({"step": f"embed/{fp32.device}",
@@ -131,4 +132,35 @@ def bench_embed(n_texts: int, repeat: int, device: str = "auto") -> list[dict]:
                      "rows": len(texts), "seconds": seconds, "rows_per_s": len(texts) / seconds,
                      "ratio_to_peer": seconds / naive_s, "share_of_floor": floor_s / seconds,
                      "padding": _padding_share(encoder, texts, order, encoder.batch_size)})
+    return rows + bench_finetune(texts, fp32.device)
+
+
+def bench_finetune(texts: list[str], device: str) -> list[dict]:
+    """Fine-tuning pairs per second, LoRA and full, with the default ``[finetune]`` batch and
+    token limit: each text paired with the next (the rate does not depend on which pairs)."""
+    import tempfile
+
+    import polars as pl
+
+    from pipelines.core.settings import FinetuneSettings
+    from pipelines.embed.encoder import resolve_model_path
+    from pipelines.embed.finetune import finetune
+
+    pairs = pl.DataFrame({"kind": "co", "anchor": texts[:-1], "positive": texts[1:]})
+    steps = 40 if device == "cuda" else 4
+    rows = []
+    for method in ("lora", "full"):
+        cfg = FinetuneSettings(method=method, max_steps=steps)
+        with tempfile.TemporaryDirectory() as tmp:
+            finetune(resolve_model_path(EmbedSettings().model), pairs.head(cfg.batch_size * 2),
+                     cfg.model_copy(update={"max_steps": 1}), device, Path(tmp) / "warm")
+            tuned = finetune(resolve_model_path(EmbedSettings().model), pairs, cfg, device,
+                             Path(tmp) / "model")
+        rows.append({"step": f"embed/{device}",
+                     "what": f"fine-tune, {method}: {steps} steps of {tuned.batch} pairs, "
+                             f"{cfg.max_length} tokens, "
+                             + ("bf16 autocast" if device == "cuda" else "fp32")
+                             + " (seconds include loading and saving)",
+                     "rows": tuned.pairs_seen, "seconds": tuned.seconds,
+                     "rows_per_s": tuned.pairs_per_s})
     return rows

@@ -23,7 +23,7 @@ from jobs.context import RunContext, default_run_id
 from jobs.rawdata import write_days
 from jobs.tasks import TASKS, run_task
 from pipelines.core import catalog as cat
-from pipelines.core.settings import Settings, load_settings, replace
+from pipelines.core.settings import EmbedSettings, Settings, load_settings, replace
 from pipelines.datasets.generate import GenerateSpec, generate
 
 START = date(2026, 9, 1)
@@ -141,17 +141,20 @@ def _rows(scale: str, events: int, history: int, tasks: dict[str, dict]) -> list
 
 
 def bench_scale_night(events_per_day: int, days: int, users: int, items: int,
-                      repeat: int = 1) -> list[dict]:
-    """A night at ``events_per_day`` over ``days`` days of history, on the defaults: the
-    validate-only backfill of the days before (``recs backfill`` in its own process), the
-    night before in full (caches warm), then the timed night, task by task."""
+                      extra_config: str = "", repeat: int = 1) -> list[dict]:
+    """A night at ``events_per_day`` over ``days`` days of history, on the defaults (and
+    ``extra_config``, TOML tables appended to the settings): the validate-only backfill of the
+    days before (``recs backfill`` in its own process), the night before in full (caches
+    warm), then the timed night, task by task. With another encoder than the default (a small
+    one, so that a CPU embeds the night in minutes), a last row gives the default encoder's
+    rate on a sample of the night's texts."""
     spec = GenerateSpec(n_users=users, n_items=items, n_days=days, start=START,
                         events_per_day=events_per_day, seed=21)
     last = START + timedelta(days=days - 1)
     label = f"{events_per_day:,} events a day"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
-        settings = _settings(root, BASE_CONFIG)
+        settings = _settings(root, BASE_CONFIG + extra_config)
         t0 = time.perf_counter()
         write_days(settings.raw_root, generate(spec), "parquet")
         print(f"# scale night: {days} days generated in {time.perf_counter() - t0:.0f}s",
@@ -161,18 +164,52 @@ def bench_scale_night(events_per_day: int, days: int, users: int, items: int,
             [sys.executable, "-m", "jobs.cli", "backfill", "--to",
              (before - timedelta(days=1)).isoformat(), "--validate-only"],
             _env(settings, root / "bench.toml", root))
+        print(f"# scale night: validate-only backfill in {wall:.0f}s", flush=True)
         lake = RunContext(settings, before, "-").lake
         validated = lake.days(cat.VALIDATE_SUMMARY)
         raw = sum(lake.read(cat.VALIDATE_SUMMARY, ds=d).events.raw for d in validated)
         rows = [{"step": f"night/{label}", "what": f"recs backfill --validate-only of "
                  f"{len(validated)} days", "events": raw, "history_days": len(validated),
                  "seconds": wall, "peak_mib": peak, "rows_per_s": raw / wall}]
-        _run_night(settings, before)
+        for task in TASKS:
+            t0 = time.perf_counter()
+            run_task(task, RunContext(settings, before, default_run_id(before)))
+            print(f"# scale night: the night before, {task} in {time.perf_counter() - t0:.0f}s",
+                  flush=True)
         events = RunContext(settings, last, "-").clean_events(
             settings.features.history_days).height
         print("# scale night: prepared", flush=True)
-        rows += _rows(label, events, days, time_night(settings, root, last, repeat))
+        tasks = time_night(settings, root, last, repeat)
+        rows += _rows(label, events, days, tasks)
+        if settings.embed.model != EmbedSettings().model:
+            rows.append(default_encoder_rate(settings, before, label, tasks["embed"]["texts"]))
     return rows
+
+
+def default_encoder_rate(settings: Settings, ds: date, label: str, night_texts: int,
+                         sample: int = 2000) -> dict:
+    """texts/s of the default encoder on a seeded sample of the texts of ``ds``, for a scale
+    night run with another (smaller) one: what the night's embed would take with it."""
+    import polars as pl
+
+    from pipelines.embed.cache import day_texts
+    from pipelines.embed.encoder import Encoder
+
+    cfg = EmbedSettings()
+    encoder = Encoder.load(cfg, settings.device)
+    ctx = RunContext(settings, ds, "-")
+    texts = day_texts(encoder, ctx.catalog(), ctx.clean_events(settings.features.history_days),
+                      cfg)
+    chosen = pl.concat([f.select("text") for f in texts.values()])
+    chosen = chosen.sample(min(sample, chosen.height), seed=0)["text"].to_list()
+    encoder.encode(chosen[:encoder.batch_size])  # the weights load outside the timing
+    t0 = time.perf_counter()
+    encoder.encode(chosen)
+    rate = len(chosen) / (time.perf_counter() - t0)
+    return {"step": f"night/{label}", "events": night_texts,
+            "what": f"embed with the default {cfg.model} on {len(chosen):,} of the texts "
+                    f"(seconds: the night's {night_texts:,} texts at that rate)",
+            "seconds": night_texts / rate, "texts_per_s": rate}
 
 
 def _in_workspace(label: str, make: Callable[[Path], tuple[Settings, date]], repeat: int

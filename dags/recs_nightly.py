@@ -4,10 +4,12 @@
 Turns the day's raw interaction logs into precomputed top-N recommendations in the warehouse
 (`recs.recommendations_current`). Each task is a one-line call into `jobs/`.
 
-wait_for_raw → validate → aggregate → embed → train → evaluate → precompute (one mapped task
-per user shard) → publish. `evaluate` scores the ranker and every baseline on the held-out days
-before `ds` and decides which model's lists go out; `precompute` scores that model. Every task
-works on the run's `ds` only, so a rerun or a backfill of a date replaces that date's results.
+wait_for_raw → validate → aggregate → finetune → embed → train → evaluate → precompute (one
+mapped task per user shard) → publish. `finetune` trains a new encoder version on its cadence
+(weekly; the `finetune` param forces it) and is a no-op on other days. `evaluate` scores the
+ranker and every baseline on the held-out days before `ds` and decides which model's lists go
+out (and whether a new encoder is adopted); `precompute` scores that model. Every task works
+on the run's `ds` only, so a rerun or a backfill of a date replaces that date's results.
 Each task runs `jobs/tasks/<task>.py`, which calls its stage in `pipelines/<stage>/`.
 
 - **Schedule**: daily at 00:00 UTC (`RECS_SCHEDULE`); the run for `ds` starts once that day
@@ -19,7 +21,8 @@ Each task runs `jobs/tasks/<task>.py`, which calls its stage in `pipelines/<stag
 - **Order**: `validate` (deduplication against earlier days), `embed` (user-interest memory)
   and `publish` (the gate compares with the previous day) wait for the same task of the
   previous day (`depends_on_past`), so a backfill goes oldest first.
-- **Pool**: `embed`, `train` and `precompute` take a slot of the `gpu` pool (one per GPU).
+- **Pool**: `finetune`, `embed`, `train` and `precompute` take a slot of the `gpu` pool (one
+  per GPU).
 - **Deadline**: a run not done 8 h after it was queued (`RECS_PUBLISH_DEADLINE_HOURS`) is
   marked `late` in `recs.pipeline_runs`.
 - **Output**: `publish` updates the asset `recs_recommendations`.
@@ -108,6 +111,8 @@ DEFAULT_ARGS = {
                                               "breaks its data-quality rule"),
         "force_publish": Param(False, type="boolean",
                                description="publish even if the quality gate refuses the model"),
+        "finetune": Param(False, type="boolean",
+                          description="fine-tune the encoder tonight, not only on its cadence"),
     },
 )
 def recs_nightly():
@@ -127,6 +132,11 @@ def recs_nightly():
     def aggregate(**context):
         from jobs.airflow_tasks import run
         return run("aggregate", context)
+
+    @task(pool=GPU_POOL, execution_timeout=timedelta(hours=3))
+    def finetune(**context):
+        from jobs.airflow_tasks import run
+        return run("finetune", context)
 
     @task(pool=GPU_POOL, depends_on_past=True, execution_timeout=timedelta(hours=3))
     def embed(**context):
@@ -164,7 +174,7 @@ def recs_nightly():
     scored = precompute.expand(shard=planned)
     # The models need the day's item vectors and interest memory; precompute scores the
     # model the evaluation chose.
-    checked >> aggregate() >> embed() >> train() >> evaluate() >> planned
+    checked >> aggregate() >> finetune() >> embed() >> train() >> evaluate() >> planned
     scored >> publish()
 
 

@@ -21,6 +21,7 @@ PARAM_OVERRIDES = {
     "shards": "serve.shards",
     "accept_anomalies": "validate.accept_anomalies",
     "force_publish": "gate.force_publish",
+    "finetune": "finetune.force",
 }
 
 

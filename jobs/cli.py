@@ -174,7 +174,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir.replace("<dataset>", args.dataset))
     table = run_experiment(args.dataset, workdir, _settings(args), Path(args.folder),
-                           args.cutoff or None)
+                           args.cutoff or None, args.finetune)
     with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=250, float_precision=4,
                    tbl_hide_dataframe_shape=True):
         print(table)
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoff", type=_date, action="append",
                    help="movielens: a cut-off day (repeatable; default: every month end with "
                         "60 days before it and 30 after)")
+    p.add_argument("--finetune", action="store_true",
+                   help="embed each cut-off with an encoder fine-tuned on the days up to it")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("config", help="the effective settings as TOML, or their JSON schema")

@@ -36,11 +36,23 @@ def _aggregate(s: Mapping) -> str:
             f"{_n(out.get('users', 0))} users, {_n(out.get('items', 0))} items")
 
 
+def _finetune(s: Mapping) -> str:
+    if not s.get("due"):
+        return f"not due; next on {s.get('next_due') or 'no day (every_days = 0)'}"
+    if not s.get("version"):
+        return "too few pairs to fine-tune on"
+    return (f"encoder {s['version']}: {_n(s.get('pairs', 0))} pairs, {s.get('steps')} steps "
+            f"({s.get('method')}, {s.get('device')}), awaiting the evaluation")
+
+
 def _embed(s: Mapping) -> str:
     items, users = s.get("items", {}), s.get("users", {})
+    tuned = f" with encoder {s['encoder']}" if s.get("encoder") else ""
+    candidate = (f"; the catalog by {s['candidate']['version']} too"
+                 if s.get("candidate") else "")
     return (f"{_n(items.get('embedded', 0))} item and {_n(users.get('embedded', 0))} user "
             f"texts embedded ({_n(items.get('reused', 0) + users.get('reused', 0))} reused) "
-            f"on {s.get('device')}")
+            f"on {s.get('device')}{tuned}{candidate}")
 
 
 def _train(s: Mapping) -> str:
@@ -54,7 +66,10 @@ def _train(s: Mapping) -> str:
 def _evaluate(s: Mapping) -> str:
     held = (f"{_n(s.get('test_users', 0))} test users over {s.get('holdout_days', 0)} days"
             if s.get("test_users") else "no holdout yet")
-    return f"{held}: publishes {s.get('published')}"
+    encoder = s.get("encoder")
+    judged = (f"; encoder {encoder['version']} "
+              f"{'adopted' if encoder['adopted'] else 'refused'}" if encoder else "")
+    return f"{held}: publishes {s.get('published')}{judged}"
 
 
 def _precompute(s: Mapping) -> str:
@@ -68,7 +83,8 @@ def _publish(s: Mapping) -> str:
 
 
 LINES: dict[str, Callable[[Mapping], str]] = {
-    "validate": _validate, "aggregate": _aggregate, "embed": _embed, "train": _train,
+    "validate": _validate, "aggregate": _aggregate, "finetune": _finetune, "embed": _embed,
+    "train": _train,
     "evaluate": _evaluate, "precompute": _precompute, "publish": _publish,
 }
 

@@ -10,8 +10,10 @@ import pytest
 
 from jobs.backfill import backfill
 from jobs.rawdata import write_days
+from pipelines.core.settings import replace
 from tests.support.workspace import (
     ML100K_LAST_DAY,
+    REFUSED_FINETUNE,
     SMALL_LAST,
     SMALL_SPEC,
     copy_workspace,
@@ -34,13 +36,15 @@ def before_two_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def two_nights(tmp_path_factory: pytest.TempPathFactory, before_two_nights: Path) -> Path:
-    """A workspace after ``recs run`` for the last two days of SMALL_SPEC; tests that change
-    it work on a copy (``copy_workspace``)."""
+    """A workspace after ``recs run`` for the last two days of SMALL_SPEC, the first with a
+    forced fine-tune whose encoder its evaluation refuses (the adopted path is in
+    test_finetune_nights); tests that change it work on a copy (``copy_workspace``)."""
     root = tmp_path_factory.mktemp("two-nights") / "ws"
     settings = copy_workspace(before_two_nights, root)
+    refused = replace(settings, finetune=REFUSED_FINETUNE)
     with pytest.MonkeyPatch.context() as mp:
-        for ds in (SMALL_LAST - timedelta(days=1), SMALL_LAST):
-            assert recs_cli(settings, mp, "run", "--ds", ds.isoformat()) == 0
+        for ds, night in ((SMALL_LAST - timedelta(days=1), refused), (SMALL_LAST, settings)):
+            assert recs_cli(night, mp, "run", "--ds", ds.isoformat()) == 0
     return root
 
 

@@ -13,7 +13,16 @@ from datetime import UTC, datetime
 from jobs import console
 from jobs.context import RunContext
 from jobs.logs import get_logger, log_context
-from jobs.tasks import aggregate, embed, evaluate, precompute, publish, train, validate
+from jobs.tasks import (
+    aggregate,
+    embed,
+    evaluate,
+    finetune,
+    precompute,
+    publish,
+    train,
+    validate,
+)
 from pipelines.core import catalog as cat
 from pipelines.core.failpoints import failpoint
 
@@ -22,6 +31,7 @@ log = get_logger("tasks")
 TASKS: dict[str, Callable[[RunContext], dict]] = {
     "validate": validate.run,
     "aggregate": aggregate.run,
+    "finetune": finetune.run,
     "embed": embed.run,
     "train": train.run,
     "evaluate": evaluate.run,

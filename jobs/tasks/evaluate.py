@@ -6,13 +6,17 @@ publishes.
 Reads the features, embeddings and clean events of the holdout and of the ranker's training
 days before its cut-off (merging features that were never aggregated) and the lift of the
 candidate the last run published; writes ``runs/ds=D/metrics.{parquet,json}``,
-``runs/ds=D/lifts.parquet`` and ``runs/ds=D/decision.json``.
+``runs/ds=D/lifts.parquet`` and ``runs/ds=D/decision.json``. With a fine-tuned encoder
+awaiting its evaluation, content similarity by it (``content_tuned``) is scored against the
+encoder in use on the same holdout, and ``encoders/<version>/decision.json`` says whether it
+is adopted (``pipelines.evaluate.encoders``).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +25,9 @@ from jobs.logs import get_logger
 from pipelines.core import catalog as cat
 from pipelines.core.contracts import METRIC_SCHEMA
 from pipelines.core.failpoints import failpoint
+
+if TYPE_CHECKING:
+    from pipelines.model.recommender import Model
 
 log = get_logger("tasks")
 
@@ -39,7 +46,9 @@ def run(ctx: RunContext) -> dict:
     metrics = pl.DataFrame(schema=METRIC_SCHEMA)
     lift_table = pl.DataFrame(schema=LIFT_SCHEMA)
     facts: dict = {"cutoff": ctx.ds.isoformat(), "holdout_days": 0, "train_pairs": 0,
-                   "test_users": 0, "test_pairs": 0, "cold_test_pairs": 0, "ranker": None}
+                   "test_users": 0, "test_pairs": 0, "cold_test_pairs": 0, "ranker": None,
+                   "encoder": None}
+    encoder = None
     with open_engine(settings) as engine, open_trainer(settings) as trainer:
         chosen = holdout(ctx, engine)
         if chosen is not None and chosen[2].height:
@@ -49,6 +58,7 @@ def run(ctx: RunContext) -> dict:
             with shard_map(settings) as shards:
                 model = fit_model(train_in, splits, settings, trainer, shards)
             lists = evaluation_lists(model, truth, settings)
+            encoder = _compare_encoders(ctx, model, lists, truth, cutoff)
             cold = model.retrieval.item_ids.filter(model.retrieval.cold())
             item_users = train_in.items.select("item_id", pl.col("n_users").alias("users"))
             metrics = score_lists(lists, truth, settings.eval.k, item_users,
@@ -78,12 +88,42 @@ def run(ctx: RunContext) -> dict:
     failpoint("evaluate:writing")
     ctx.lake.write(cat.METRICS_JSON, metrics.to_dicts(), ds=ctx.ds)
     ctx.lake.write(cat.DECISION, decision.to_dict(), ds=ctx.ds)
+    if encoder is not None:
+        version, record = encoder
+        ctx.lake.write(cat.ENCODER_DECISION, record, version=version)
+        log.info("encoder %s: %s", version, record["reason"])
+        facts["encoder"] = {"version": version, "adopted": record["adopted"]}
     for row in metrics.filter(pl.col("metric").is_in(["recall", "ndcg"])
                               & (pl.col("k") == min(settings.eval.k))).iter_rows(named=True):
         log.info("%-12s %s@%d = %.4f", row["model"], row["metric"], row["k"], row["value"])
     log.info("decision: %s", decision.reason)
     return ctx.summary("evaluate", seconds=time.perf_counter() - started,
                        published=decision.published, **facts)
+
+
+def _compare_encoders(ctx: RunContext, model: Model, lists: dict[str, pl.DataFrame],
+                      truth: pl.DataFrame, cutoff: date) -> tuple[str, dict] | None:
+    """With a fine-tuned encoder awaiting its evaluation (and tonight's catalog vectors by
+    it), its content-similarity lists join ``lists`` and its decision record is made."""
+    from jobs.tasks.finetune import registered
+    from pipelines.embed.versions import awaiting
+    from pipelines.evaluate.encoders import TUNED, decide_encoder, tuned_lists
+
+    candidate = awaiting(registered(ctx.lake), ctx.ds)
+    if candidate is None:
+        return None
+    if cutoff < candidate.learnt_until:
+        log.warning("encoder %s learnt from days up to %s, inside tonight's holdout (from "
+                    "%s): it is decided on a later night", candidate.version,
+                    candidate.learnt_until, cutoff)
+        return None
+    if not ctx.lake.exists(cat.CANDIDATE_ITEM_VECTORS, ds=ctx.ds):
+        log.warning("encoder %s awaits its evaluation but embed wrote no vectors by it for "
+                    "%s: it is decided on a later night", candidate.version, ctx.ds)
+        return None
+    vectors = ctx.lake.read(cat.CANDIDATE_ITEM_VECTORS, ds=ctx.ds)
+    lists[TUNED] = tuned_lists(model, vectors, truth, ctx.settings)
+    return candidate.version, decide_encoder(lists, truth, ctx.settings, ctx.ds.isoformat())
 
 
 def _day_has_ranker(ctx: RunContext) -> bool:

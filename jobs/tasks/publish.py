@@ -24,7 +24,8 @@ from pipelines.serve.shards import shard_totals
 
 log = get_logger("tasks")
 
-REPORTED_TASKS = ("validate", "aggregate", "embed", "train", "evaluate", "precompute")
+REPORTED_TASKS = ("validate", "aggregate", "finetune", "embed", "train", "evaluate",
+                  "precompute")
 
 
 def run(ctx: RunContext) -> dict:

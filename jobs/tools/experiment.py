@@ -18,9 +18,13 @@ baseline of the model trained for ``D`` are scored on what happened after ``D``:
   hit@20 for users whose held-out item is warm, and for those whose item is cold, in the same
   lists, with the published lists' lift over plain ALS (warm) and content similarity (cold).
 
-Settings are the defaults (or ``--config``) but for three that fit a public dataset: every day
+Settings are the defaults (or ``--config``) but for those that fit a public dataset: every day
 is taken as it lands (``accept_anomalies``: these sets swing far more than a production stream),
-retention keeps every published day, and the workspace's stores.
+retention keeps every published day, no weekly fine-tune, and the workspace's stores.
+
+With ``--finetune`` each cut-off's night embeds with an encoder fine-tuned, as the finetune
+task does (``[finetune]`` settings, the CPU caps without a GPU), on the clean days up to the
+cut-off, instead of the frozen one: the same table, frozen against fine-tuned.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def experiment_settings(base: Settings, root: Path) -> Settings:
         warehouse=f"duckdb:///{root / 'validated' / 'warehouse.duckdb'}",
         validate={"accept_anomalies": True, "data_docs": False},
         serve={"retention_days": 0},
+        # No weekly fine-tune inside a cut-off's night: its encoder would only be adopted the
+        # night after. --finetune compares the encoders instead.
+        finetune={"every_days": 0},
     )
 
 
@@ -95,12 +102,37 @@ def since(days: Iterable[RawDay], first: date) -> Iterator[RawDay]:
         yield day
 
 
-def night(validated: Settings, ds: date, label: str) -> Settings:
+def tuned_encoder(validated: Settings, ds: date) -> Path:
+    """An encoder fine-tuned as the finetune task does on the clean days up to the cut-off
+    ``ds`` (every test day is after it), saved beside the workspace once per cut-off and
+    ``[finetune]`` settings."""
+    import hashlib
+    import json
+
+    from jobs.tasks.finetune import train_encoder
+
+    cfg = validated.finetune.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    out = (Path(validated.lake_root).parent.parent / "encoders"
+           / f"{ds.isoformat()}-{cfg['method']}-{digest}")
+    if not (out / "config.json").is_file():
+        trained = train_encoder(RunContext(validated, ds, "experiment"), ds, out)
+        if trained is None:
+            raise RuntimeError(f"no pairs to fine-tune on up to {ds}")
+        tuned, _ = trained
+        log.info("fine-tuned for %s: %d pairs, %d steps, %.0f s, loss %.3f -> %.3f", ds,
+                 tuned.pairs, tuned.steps, tuned.seconds, tuned.loss_first, tuned.loss_last)
+    return out
+
+
+def night(validated: Settings, ds: date, label: str, finetune: bool = False) -> Settings:
     """The nightly flow for ``ds`` in a fresh copy of the validated workspace (its raw days and
     validation outputs only, as after ``recs import`` and validating the history), so that
-    every cut-off's run is independent of the others; returns the copy's settings."""
+    every cut-off's run is independent of the others; with ``finetune``, embedding with an
+    encoder fine-tuned up to ``ds`` instead of the frozen one. Returns the copy's settings."""
+    encoder = tuned_encoder(validated, ds) if finetune else None
     root = Path(validated.lake_root).parent
-    copy = root.parent / f"{root.name}-{ds.isoformat()}"
+    copy = root.parent / f"{root.name}-{ds.isoformat()}{'-tuned' if finetune else ''}"
     if copy.exists():
         shutil.rmtree(copy)
     shutil.copytree(root / "raw", copy / "raw")
@@ -108,6 +140,8 @@ def night(validated: Settings, ds: date, label: str) -> Settings:
         shutil.copytree(root / "lake" / area, copy / "lake" / area)
     settings = replace(validated, raw_root=str(copy / "raw"), lake_root=str(copy / "lake"),
                        warehouse=f"duckdb:///{copy / 'warehouse.duckdb'}")
+    if encoder is not None:
+        settings = replace(settings, embed={"model": str(encoder)})
     run_flow(RunContext(settings, ds, f"{label}__{ds}"))
     return settings
 
@@ -173,7 +207,7 @@ def lists_after(settings: Settings, ds: date, truth_days: list[date], n: int) ->
 
 
 def movielens(settings: Settings, folder: Path, cutoffs: list[date] | None = None,
-              ) -> pl.DataFrame:
+              finetune: bool = False) -> pl.DataFrame:
     """One row per cut-off: the test users, the published model and every list's NDCG@10 on
     the 30 days after; then the mean."""
     from pipelines.datasets.movielens import load_movielens, to_raw_days
@@ -188,7 +222,7 @@ def movielens(settings: Settings, folder: Path, cutoffs: list[date] | None = Non
     rows = []
     for ds in cutoffs:
         ds = max(d for d in days if d <= ds)
-        run = night(settings, ds, "ml")
+        run = night(settings, ds, "ml", finetune)
         after = [d for d in days if ds < d <= ds + timedelta(days=HORIZON_DAYS)]
         scored = lists_after(run, ds, after, 10)
         row = {"cutoff": ds.isoformat(), "test_users": scored.truth["user_id"].n_unique(),
@@ -210,7 +244,7 @@ def movielens(settings: Settings, folder: Path, cutoffs: list[date] | None = Non
     return pl.concat([table, pl.DataFrame([mean], schema=table.schema)])
 
 
-def amazon(settings: Settings, folder: Path) -> pl.DataFrame:
+def amazon(settings: Settings, folder: Path, finetune: bool = False) -> pl.DataFrame:
     """hit@20 of every list for users whose held-out last item is warm, and for those whose
     item is cold."""
     from pipelines.datasets.amazon import (
@@ -228,7 +262,7 @@ def amazon(settings: Settings, folder: Path) -> pl.DataFrame:
     days = land_and_validate(settings, to_raw_days(folder, AMAZON_END, cold,
                                                    cold_from=AMAZON_END), "amazon")
     ds = days[-2]
-    scored = lists_after(night(settings, ds, "amazon"), ds, [days[-1]], 20)
+    scored = lists_after(night(settings, ds, "amazon", finetune), ds, [days[-1]], 20)
     is_cold = pl.col("item_id").is_in(sorted(cold))
     groups = {"warm": scored.truth.filter(~is_cold), "cold": scored.truth.filter(is_cold)}
     rows = []
@@ -243,8 +277,8 @@ def amazon(settings: Settings, folder: Path) -> pl.DataFrame:
 
 
 def run_experiment(dataset: str, workdir: Path, base: Settings, folder: Path,
-                   cutoffs: list[date] | None = None) -> pl.DataFrame:
+                   cutoffs: list[date] | None = None, finetune: bool = False) -> pl.DataFrame:
     settings = experiment_settings(base, workdir)
     if dataset == "movielens":
-        return movielens(settings, folder, cutoffs)
-    return amazon(settings, folder)
+        return movielens(settings, folder, cutoffs, finetune)
+    return amazon(settings, folder, finetune)

@@ -208,10 +208,26 @@ USER_VECTORS = _d("user_vectors", "embeddings/users/ds={ds}/part-0.parquet", "pa
                   doc="user_id, text_hash, model, vector of the history text")
 INTEREST = _d("interest", "embeddings/interest/ds={ds}/part-0.parquet", "parquet", "embed",
               doc="the user-interest memory after the day")
+CANDIDATE_ITEM_VECTORS = _d("candidate_item_vectors",
+                            "embeddings/candidate/items/ds={ds}/part-0.parquet", "parquet",
+                            "embed", doc="item_id, text_hash, model, vector by the fine-tuned "
+                                         "encoder awaiting its evaluation")
 EMBED_CACHE = _d("embed_cache", "embeddings/cache/{model}/ds={ds}/part-0.parquet", "parquet",
                  "embed", doc="text_hash, vector: the texts first embedded on the day")
 EMBED_SUMMARY = _d("embed_summary", "runs/ds={ds}/embed.json", "json", "embed",
                    record=TaskSummary)
+
+# The encoder registry: one folder per fine-tuned encoder version.
+ENCODER_MODEL = _d("encoder_model", "encoders/{version}/model", "folder", "finetune",
+                   doc="a fine-tuned encoder: weights, config and tokenizer, as Hugging Face "
+                       "saves them")
+ENCODER_LINEAGE = _d("encoder_lineage", "encoders/{version}/lineage.json", "json", "finetune",
+                     doc="the base encoder, the days and pairs it learnt from, its settings "
+                         "and the hash of its weights")
+ENCODER_DECISION = _d("encoder_decision", "encoders/{version}/decision.json", "json",
+                      "evaluate", doc="whether the evaluation adopted it, on which day, and why")
+FINETUNE_SUMMARY = _d("finetune_summary", "runs/ds={ds}/finetune.json", "json", "finetune",
+                      record=TaskSummary)
 
 # The registry: one folder per model version.
 MODEL_USERS = _d("model_users", "models/{version}/users.parquet", "parquet", "train")
@@ -255,7 +271,8 @@ PUBLISH_SUMMARY = _d("publish_summary", "runs/ds={ds}/publish.json", "json", "pu
 DATASETS: tuple[Dataset, ...] = tuple(
     v for v in list(globals().values()) if isinstance(v, Dataset))
 SUMMARIES: dict[str, Dataset] = {
-    "validate": VALIDATE_SUMMARY, "aggregate": AGGREGATE_SUMMARY, "embed": EMBED_SUMMARY,
+    "validate": VALIDATE_SUMMARY, "aggregate": AGGREGATE_SUMMARY,
+    "finetune": FINETUNE_SUMMARY, "embed": EMBED_SUMMARY,
     "train": TRAIN_SUMMARY, "evaluate": EVALUATE_SUMMARY, "precompute": PRECOMPUTE_SUMMARY,
     "publish": PUBLISH_SUMMARY,
 }
@@ -309,6 +326,17 @@ class Lake:
         first = end - timedelta(days=days - 1)
         return [d for d in self.days(dataset, **keys)
                 if first <= d and (d <= end if include_end else d < end)]
+
+    def versions(self, dataset: Dataset) -> list[str]:
+        """The ``{version}`` values present of a registry dataset, sorted."""
+        self._own(dataset)
+        head = dataset.path.split("/{version}")[0]
+        return [v for v in self.store.listdir(*head.split("/")) if not v.startswith(".")]
+
+    def local_folder(self, dataset: Dataset, cache: Path, **keys: Any) -> Path:
+        """A folder dataset as a local folder, for a library that reads paths."""
+        self._own(dataset)
+        return self.store.local_folder(cache, *dataset.parts(**keys))
 
     def files(self, dataset: Dataset, **keys: Any) -> list[str]:
         """Names under a folder dataset, sorted."""

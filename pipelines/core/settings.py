@@ -141,6 +141,30 @@ class EmbedSettings(Section):
         return self
 
 
+class FinetuneSettings(Section):
+    """Contrastive fine-tuning of the encoder on pairs mined from the clean logs
+    (``pipelines.embed.finetune``)."""
+
+    every_days: int = Field(7, ge=0)  # its cadence, in days since 1970-01-01; 0: never
+    method: Literal["lora", "full"] = "lora"
+    max_pairs: int = Field(32768, ge=2)  # a seeded sample, half of each kind of pair
+    max_steps: int = Field(512, ge=1)  # optimizer steps (epochs repeat when the pairs are few)
+    # On the CPU at most these, so that a night (and the demo) stays short.
+    cpu_max_pairs: int = Field(512, ge=2)
+    cpu_max_steps: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=2)  # pairs per step: the rest of the batch are negatives
+    learning_rate: float = Field(0.0, ge=0)  # 0 picks per method: 2e-4 LoRA, 2e-5 full
+    scale: float = Field(20.0, gt=0)  # the cosines' inverse temperature in the softmax
+    window_days: int = Field(3, ge=0)  # two items one user took this close are a pair
+    lora_rank: int = Field(8, ge=1)
+    max_length: int = Field(64, ge=8)  # tokens per text while training (a history's newest)
+    seed: int = 42
+    force: bool = False  # run on any day (the DAG's `finetune` param), not only when due
+    # Adopted when content similarity by it beats the encoder in use by more than this on the
+    # evaluation's holdout (pipelines.evaluate.encoders).
+    min_lift: float = 0.0
+
+
 class ModelSettings(Section):
     factors: int = Field(32, ge=1)
     iterations: int = Field(15, ge=1)
@@ -271,6 +295,7 @@ class Settings(BaseSettings):
     validate: ValidateSettings = Field(default_factory=ValidateSettings)  # type: ignore[assignment]
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranker: RankerSettings = Field(default_factory=RankerSettings)

@@ -12,10 +12,12 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import polars as pl
+from fsspec.implementations.local import LocalFileSystem
 
 log = logging.getLogger("recs.storage")
 
@@ -59,6 +61,20 @@ class Store:
         p = self.path(*parts)
         if self.fs.exists(p):
             self.fs.rm(p, recursive=True)
+
+    def local_folder(self, cache: Path, *parts: str) -> Path:
+        """The folder itself when the root is local, else a copy under ``cache``, made once
+        (a renamed temporary folder, so a killed copy is never taken for a whole one)."""
+        if isinstance(self.fs, LocalFileSystem):
+            return Path(self.path(*parts))
+        local = cache.joinpath(*parts)
+        if not local.is_dir():
+            tmp = local.with_name(f".tmp-{uuid.uuid4().hex}")
+            tmp.mkdir(parents=True)
+            for name in self.listdir(*parts):
+                (tmp / name).write_bytes(self.read_bytes(*parts, name))
+            tmp.rename(local)
+        return local
 
     def _write_bytes(self, data: bytes, parts: Iterable[str], quiet: bool = False) -> None:
         final = self.path(*parts)

@@ -12,14 +12,13 @@ from pipelines.embed.texts import item_texts, text_hash, user_texts
 KEYS = {"items": "item_id", "users": "user_id"}
 
 
-def day_texts(encoder: Encoder, catalog: pl.DataFrame, events: pl.DataFrame,
+def day_texts(encoder: Encoder, catalog: pl.DataFrame, events: pl.DataFrame | None,
               cfg: EmbedSettings) -> dict[str, pl.DataFrame]:
-    """``key, text, text_hash`` per kind: the catalog's item texts and the users' history
-    texts, each cut to what the encoder reads."""
-    texts = {
-        "items": item_texts(catalog, cfg.item_template).rename({"item_id": "key"}),
-        "users": user_texts(events, catalog, cfg.history_k).rename({"user_id": "key"}),
-    }
+    """``key, text, text_hash`` per kind: the catalog's item texts and (with ``events``) the
+    users' history texts, each cut to what the encoder reads."""
+    texts = {"items": item_texts(catalog, cfg.item_template).rename({"item_id": "key"})}
+    if events is not None:
+        texts["users"] = user_texts(events, catalog, cfg.history_k).rename({"user_id": "key"})
     for kind, frame in texts.items():
         fitted = pl.Series("text", encoder.fit(frame["text"].to_list()), dtype=pl.String)
         texts[kind] = frame.with_columns(fitted, text_hash(fitted).alias("text_hash"))

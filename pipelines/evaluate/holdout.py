@@ -49,15 +49,17 @@ def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Seri
 
 
 def evaluation_lists(model: Model, truth: pl.DataFrame, settings: Settings,
-                     n: int | None = None) -> dict[str, pl.DataFrame]:
+                     n: int | None = None, names: tuple[str, ...] | None = None,
+                     ) -> dict[str, pl.DataFrame]:
     """Top-``n`` lists (default the largest ``eval.k``) for the truth users from the
-    candidates (when the ranker could be trained) and every baseline, seen items excluded."""
+    candidates (when the ranker could be trained) and every baseline (or only ``names``),
+    seen items excluded."""
     ret = model.retrieval
     k = n or max(settings.eval.k)
     users = (pl.DataFrame({"user_id": ret.user_ids}).with_row_index("_u")
              .join(truth.select("user_id").unique(), on="user_id").sort("_u"))
     rows = users["_u"].to_numpy().astype(np.int64)
-    names = model.candidates(settings.retrieval) + BASELINES
+    names = names or model.candidates(settings.retrieval) + BASELINES
     out = {}
     for name in names:
         idx, scores = ranked(model, name, rows, k, settings.retrieval, exclude=ret.seen[rows],

@@ -166,6 +166,9 @@ def prepare_events(raw: pl.DataFrame, catalog_ids: pl.Series,
     ``catalog_ids``: item ids in the catalog as of ``ds``; ``accepted_ids``: event ids already
     accepted on earlier days.
     """
+    # The window holds tens of millions of ids and the day far fewer: hash the day's ids, not
+    # the window's, and keep the few of the window's that the day repeats.
+    repeated = accepted_ids.filter(accepted_ids.is_in(raw["event_id"].drop_nulls().implode()))
     typed = raw.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)).with_columns(
         parse_ts(pl.col("ts")).alias("_ts"),
         # "nan" parses to NaN, which GX's pandas engine reads as missing: the same here.
@@ -174,7 +177,7 @@ def prepare_events(raw: pl.DataFrame, catalog_ids: pl.Series,
         pl.when(pl.col("item_id").is_null()).then(None)
         .otherwise(pl.col("item_id").is_in(catalog_ids.implode())).alias("_known_item"),
         pl.when(pl.col("event_id").is_null()).then(None)
-        .otherwise(pl.col("event_id").is_in(accepted_ids.implode())).alias("_accepted_before"),
+        .otherwise(pl.col("event_id").is_in(repeated.implode())).alias("_accepted_before"),
     )
     return typed.with_columns(_epoch_us(pl.col("_ts")).alias("_ts_us"))
 

@@ -26,6 +26,20 @@ def test_a_task_line_says_what_went_in_and_out() -> None:
         "5 duplicates; accepted  (0.7 s)  summary: lake/runs/ds=2026-10-03/validate.json")
 
 
+def test_the_fine_tune_and_its_decision_get_their_lines() -> None:
+    idle = {"ds": "2026-10-13", "seconds": 0.0, "due": False, "next_due": "2026-10-15"}
+    assert "finetune   2026-10-13  not due; next on 2026-10-15  (0.0 s)" in task_line(
+        "finetune", idle, "x")
+    ran = {"ds": "2026-10-15", "seconds": 31.2, "due": True, "version": "20261015-ab",
+           "pairs": 512, "steps": 8, "method": "lora", "device": "cpu"}
+    assert ("encoder 20261015-ab: 512 pairs, 8 steps (lora, cpu), awaiting the evaluation"
+            in task_line("finetune", ran, "x"))
+    judged = {"ds": "2026-10-15", "seconds": 3.0, "test_users": 80, "holdout_days": 7,
+              "published": "ranker", "encoder": {"version": "20261015-ab", "adopted": False}}
+    assert ("2026-10-15  80 test users over 7 days: publishes ranker; encoder 20261015-ab "
+            "refused  (3.0 s)") in task_line("evaluate", judged, "x")
+
+
 def _recs(tmp: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "jobs.cli", *args], cwd=tmp, capture_output=True, text=True,

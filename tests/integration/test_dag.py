@@ -67,16 +67,19 @@ def test_tags_retries_and_params(parsed: dict) -> None:
     # only wait another six hours
     assert all(task["retries"] >= 1 for name, task in parsed["tasks"].items()
                if name != "wait_for_raw")
-    assert {"engine", "device", "trainer", "top_n", "shards", "force_publish"} <= set(
-        parsed["params"])
+    assert {"engine", "device", "trainer", "top_n", "shards", "force_publish",
+            "finetune"} <= set(parsed["params"])
 
 
 def test_one_task_per_step_in_order(parsed: dict) -> None:
     tasks = parsed["tasks"]
-    assert set(tasks) == {"wait_for_raw", "validate", "aggregate", "embed", "train", "evaluate",
-                          "shards", "precompute", "publish"}
+    assert set(tasks) == {"wait_for_raw", "validate", "aggregate", "finetune", "embed", "train",
+                          "evaluate", "shards", "precompute", "publish"}
     assert tasks["validate"]["upstream"] == ["wait_for_raw"]
     assert tasks["aggregate"]["upstream"] == ["validate"]
+    # a fine-tuned encoder registered tonight is embedded with tonight, for evaluate to judge
+    assert tasks["finetune"]["upstream"] == ["aggregate"]
+    assert tasks["embed"]["upstream"] == ["finetune"]
     assert tasks["train"]["upstream"] == ["embed"]
     # precompute scores the model the evaluation chose
     assert tasks["evaluate"]["upstream"] == ["train"]
@@ -100,7 +103,7 @@ def test_operations_settings(parsed: dict) -> None:
     assert all(t["timeout"] for t in tasks.values())
     # GPU work never overlaps: every task that may use the GPU takes a slot of one pool
     assert {name for name, t in tasks.items() if t["pool"] == "gpu"} == {
-        "embed", "train", "precompute"}
+        "finetune", "embed", "train", "precompute"}
     # state carried across days: deduplication against accepted events (validate), the
     # interest memory (embed) and the gate's comparison with the previous publish; a
     # backfill therefore runs oldest first

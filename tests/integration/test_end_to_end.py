@@ -44,8 +44,9 @@ def test_two_days_fill_current_view(two_days: Settings) -> None:
     runs = wh.query("select ds, status from recs.pipeline_runs order by ds")
     assert runs.rows() == [(DAY1, "success"), (DAY2, "success")]
     metrics = wh.query("select distinct model from recs.model_metrics order by model")
-    # The generated catalog has descriptions: the explored candidate is measured too.
-    assert set(metrics["model"]) == {"ranker", "ranker_explore", *BASELINES}
+    # The generated catalog has descriptions: the explored candidate is measured too; the
+    # first night also judged a fine-tuned encoder by its content similarity.
+    assert set(metrics["model"]) == {"ranker", "ranker_explore", "content_tuned", *BASELINES}
     assert wh.query("select count(*) as n from recs.popular_current")["n"][0] > 0
     # Two weeks of generated history are enough to train and evaluate the ranker.
     published = wh.query("select distinct model_version from recs.recommendations_current")
@@ -101,7 +102,8 @@ def test_task_summaries_account_for_every_row(two_days: Settings) -> None:
     v = lake.read_dict(cat.VALIDATE_SUMMARY, ds=DAY2)["events"]
     assert v["raw"] == v["clean"] + v["quarantined"] + v["duplicates"]
     assert v["quarantined"] > 0  # the generator injects malformed rows
-    for task in ("aggregate", "embed", "train", "evaluate", "precompute", "publish"):
+    for task in ("aggregate", "finetune", "embed", "train", "evaluate", "precompute",
+                 "publish"):
         assert lake.exists(cat.SUMMARIES[task], ds=DAY2)
 
 

@@ -22,8 +22,14 @@ from polars.testing import assert_frame_equal
 
 from jobs.context import RunContext, default_run_id
 from jobs.tasks import TASKS, run_task
-from pipelines.core.settings import Settings
-from tests.support.workspace import SMALL_LAST, copy_workspace, make_settings
+from pipelines.core.settings import Settings, replace
+from tests.support.workspace import (
+    REFUSED_FINETUNE,
+    SMALL_LAST,
+    copy_workspace,
+    make_settings,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +37,9 @@ NIGHTS = [SMALL_LAST - timedelta(days=1), SMALL_LAST]
 # Inside every task on the first night (the pipeline's own state is written there first);
 # between tasks and inside the publish swap on the second, when consumers have a run to lose.
 KILLS = {
-    NIGHTS[0]: ["validate:quarantined", "aggregate:writing", "embed:vectors", "train:saving",
-                "evaluate:writing", "precompute:writing", "publish:loading"],
+    NIGHTS[0]: ["validate:quarantined", "aggregate:writing", "finetune:registering",
+                "embed:vectors", "train:saving", "evaluate:writing", "precompute:writing",
+                "publish:loading"],
     NIGHTS[1]: ["validate:done", "embed:done", "publish:staged", "publish:swap"],
 }
 # What a consumer or an operator reads; times and report paths differ from run to run.
@@ -58,9 +65,9 @@ def _current(settings: Settings) -> pl.DataFrame:
 
 
 def _kill_inside(settings: Settings, task: str, ds: date, point: str, marker: Path) -> None:
-    """Run ``recs task`` until it reaches ``point``, then SIGKILL it."""
-    env = dict(os.environ, RECS_RAW_ROOT=settings.raw_root, RECS_LAKE_ROOT=settings.lake_root,
-               RECS_WAREHOUSE=settings.warehouse, RECS_DEVICE="cpu", RECS_FAILPOINTS=point,
+    """Run ``recs task`` with ``settings`` until it reaches ``point``, then SIGKILL it."""
+    config = write_config(settings, marker.with_name("recs.toml"))
+    env = dict(os.environ, RECS_CONFIG=str(config), RECS_FAILPOINTS=point,
                RECS_FAILPOINT_FILE=str(marker))
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "task", task, "--ds",
                              ds.isoformat()], env=env, stdout=subprocess.DEVNULL,
@@ -85,12 +92,14 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(
     assert visible.is_empty()
     killed = []
     for ds in NIGHTS:
-        ctx = RunContext(settings, ds, default_run_id(ds))
+        # The nights of two_nights: the first fine-tunes an encoder that it refuses.
+        night = replace(settings, finetune=REFUSED_FINETUNE) if ds == NIGHTS[0] else settings
+        ctx = RunContext(night, ds, default_run_id(ds))
         points = list(KILLS[ds])
         for task in TASKS:
             while points and points[0].split(":")[0] == task:
                 point = points.pop(0)
-                _kill_inside(settings, task, ds, point, marker)
+                _kill_inside(night, task, ds, point, marker)
                 killed.append(point)
                 # Consumers still read the last complete run, whole.
                 assert _current(settings).equals(visible), f"partial data after {point}"

@@ -36,6 +36,12 @@ def shared_dataset(name: str) -> Path:
     return folder
 
 
+# A fine-tune of a few seconds on the CPU, where a test runs one.
+TINY_FINETUNE = {"cpu_max_pairs": 64, "cpu_max_steps": 2, "batch_size": 16, "max_length": 32}
+# The first of the two nights fine-tunes, and its evaluation refuses the encoder.
+REFUSED_FINETUNE = {"force": True, "min_lift": 10.0}
+
+
 def make_settings(root: Path) -> Settings:
     """Settings for a workspace; the holdout and the ranker's training days are short enough
     for two weeks of generated history to train and evaluate a ranker."""
@@ -47,6 +53,7 @@ def make_settings(root: Path) -> Settings:
         device="cpu",
         eval={"holdout_days": 3, "min_test_users": 50},
         ranker={"label_days": 3, "split_step_days": 2, "splits": 3},
+        finetune=TINY_FINETUNE,
     )
 
 

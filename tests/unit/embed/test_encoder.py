@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.core.devices import cpu_has_bf16
 from pipelines.core.errors import ModelNotFound
 from pipelines.core.settings import EmbedSettings
 from pipelines.embed.encoder import Encoder, model_identity, resolve_model_path
@@ -93,6 +94,15 @@ def test_device_defaults_and_precision() -> None:
     assert bf16.cache_key != cpu.cache_key
     cosines = (bf16.encode(TEXTS) * cpu.encode(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.99
+
+
+def test_cpu_bf16_comes_from_the_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_bf16(str(info))
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_bf16(str(info))
+    assert not cpu_has_bf16(str(tmp_path / "absent"))
 
 
 def test_loads_offline_with_an_unreachable_hub(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pipelines.embed.encoder import vector_matrix
 from pipelines.evaluate.holdout import bootstrap_lift, evaluation_lists
 from pipelines.evaluate.metrics import PER_USER
 from pipelines.model.recommender import Model
+from pipelines.model.retrieval import unit_rows
 
 IN_USE, TUNED = "content", "content_tuned"
 
@@ -32,11 +33,8 @@ def with_item_vectors(model: Model, vectors: pl.DataFrame) -> Model:
             .join(vectors.select("item_id", "vector"), on="item_id"))
     emb = np.zeros((ret.n_items, vectors.schema["vector"].size), dtype=np.float32)
     emb[rows["_i"].to_numpy()] = vector_matrix(rows)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
-    content = np.asarray(ret.recent @ emb, dtype=np.float32)
-    norms = np.linalg.norm(content, axis=1, keepdims=True)
-    content = np.divide(content, norms, out=np.zeros_like(content), where=norms > 0)
+    emb = unit_rows(emb)
+    content = unit_rows(np.asarray(ret.recent @ emb, dtype=np.float32))
     return replace(model, retrieval=replace(ret, item_vectors=emb, content=content))
 
 

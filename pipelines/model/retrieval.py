@@ -235,7 +235,8 @@ def _aligned(frame: pl.DataFrame, key: str, ids: pl.Series, columns: list[str],
                   maintain_order="left"))
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (zero rows stay zero)."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
@@ -261,7 +262,7 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retri
     has_emb = emb_row.is_not_null().to_numpy()
     if dim:
         emb[has_emb] = vector_matrix(vectors)[emb_row.drop_nulls().to_numpy()]
-    emb = _unit(emb)
+    emb = unit_rows(emb)
     in_als = als_row.is_not_null().to_numpy()
     item_factors = np.zeros((n_items, factors.item.shape[1]), dtype=np.float32)
     item_factors[in_als] = factors.item[als_row.drop_nulls().to_numpy()]
@@ -302,8 +303,8 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retri
         idx = _index(user_ids.rename("user_id"), "_u").join(
             asof.interest.select("user_id", "vector"), on="user_id")
         interest[idx["_u"].to_numpy()] = vector_matrix(idx)
-    interest = _unit(interest)
-    content = _unit(np.asarray(recent @ emb, dtype=np.float32)) if dim else \
+    interest = unit_rows(interest)
+    content = unit_rows(np.asarray(recent @ emb, dtype=np.float32)) if dim else \
         np.zeros((n_users, 0), dtype=np.float32)
     users = _aligned(asof.users, "user_id", user_ids,
                      ["n_events", "active_days", "days_since_last"])

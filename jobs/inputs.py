@@ -20,7 +20,7 @@ from jobs.logs import get_logger
 from jobs.tasks.aggregate import features_for
 from pipelines.core import catalog as cat
 from pipelines.core.engines import Engine
-from pipelines.evaluate.holdout import holdout_truth
+from pipelines.evaluate.holdout import holdout_truth, sample_test_users
 from pipelines.model.retrieval import AsOf
 
 log = get_logger("inputs")
@@ -107,7 +107,8 @@ def holdout(ctx: RunContext, engine: Engine) -> tuple[int, AsOf, pl.DataFrame] |
     """The evaluation's holdout: its length in days, the inputs at its cut-off and its new
     positive pairs. It starts at ``eval.holdout_days`` and widens by as much again until it
     holds ``min_test_users`` test users or reaches ``max_holdout_days`` (or the first clean
-    day); None when no cut-off has clean days before it."""
+    day), then keeps at most ``max_test_users`` of them (a fixed hash sample); None when no
+    cut-off has clean days before it."""
     cfg = ctx.settings.eval
     days = ctx.lake.days(cat.CLEAN_EVENTS)
     chosen = None
@@ -121,4 +122,9 @@ def holdout(ctx: RunContext, engine: Engine) -> tuple[int, AsOf, pl.DataFrame] |
         if truth["user_id"].n_unique() >= cfg.min_test_users:
             break
         h += cfg.holdout_days
+    if chosen is not None and chosen[2]["user_id"].n_unique() > cfg.max_test_users:
+        h, train, truth = chosen
+        log.info("holdout of %d days: %d of its %d test users (eval.max_test_users)", h,
+                 cfg.max_test_users, truth["user_id"].n_unique())
+        chosen = h, train, sample_test_users(truth, cfg.max_test_users)
     return chosen

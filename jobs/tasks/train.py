@@ -38,7 +38,8 @@ def run(ctx: RunContext) -> dict:
     days = ctx.window(cat.CLEAN_EVENTS, days=ctx.settings.features.history_days)
     partitions = {"/".join(cat.CLEAN_EVENTS.partition_folder(ds=d)):
                   ctx.lake.sha256(cat.CLEAN_EVENTS, ds=d) for d in days}
-    lineage = registry.lineage(ctx.ds.isoformat(), partitions, current, splits)
+    lineage = registry.lineage(ctx.ds.isoformat(), partitions, current,
+                               splits[:model.training_days])
     config = registry.fit_config(ctx.settings, als_backend(ctx.settings))
     version = registry.model_version(f"{ctx.ds:%Y%m%d}", lineage, config)
     save(ctx, version, model, config, lineage)

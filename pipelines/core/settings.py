@@ -207,6 +207,9 @@ class RankerSettings(Section):
     min_data_in_leaf: int = Field(20, ge=1)
     ensemble: int = Field(3, ge=1)  # boosters with different seeds, averaged
     max_train_users: int = Field(5000, ge=1)  # per training day, a fixed hash sample
+    # Training days are added, latest first, until their candidates reach this many rows: a
+    # large site learns as much from one or two days, at a fraction of the fits.
+    max_train_rows: int = Field(1_000_000, ge=1)
     min_train_users: int = Field(20, ge=1)  # fewer users with a positive: no ranker
     threads: int = Field(1, ge=1)  # LightGBM's; its results depend on the thread count
 
@@ -218,6 +221,9 @@ class EvalSettings(Section):
     holdout_days: int = Field(7, ge=1)
     min_test_users: int = Field(200, ge=1)
     max_holdout_days: int = Field(28, ge=1)
+    # Above this many test users the holdout keeps a fixed hash sample of them: the lifts'
+    # intervals are already tight there, and every model lists items for each test user.
+    max_test_users: int = Field(20000, ge=1)
     k: Ints = Field((10, 20, 50), min_length=1)
     bootstrap: int = Field(1000, ge=0)  # resamples of the test users for every lift's interval
 

@@ -24,6 +24,7 @@ from pipelines.evaluate.metrics import (
 from pipelines.model.recommender import CANDIDATES, Model, ranked
 from pipelines.model.retrieval import BASELINES
 from pipelines.serve.lists import lists_frame
+from pipelines.serve.shards import hash_sample
 
 LIFT_SCHEMA = {"candidate": pl.String, "baseline": pl.String, "metric": pl.String,
                "k": pl.Int32, "candidate_value": pl.Float64, "baseline_value": pl.Float64,
@@ -46,6 +47,12 @@ def holdout_truth(test_events: pl.DataFrame, train: pl.DataFrame, items: pl.Seri
         .join(train.select("user_id", "item_id"), on=["user_id", "item_id"], how="anti")
         .sort("user_id", "item_id")
     )
+
+
+def sample_test_users(truth: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The pairs of at most ``n`` of the truth's users: a fixed hash sample
+    (``pipelines.serve.shards.hash_sample``), every pair of each user kept."""
+    return truth.filter(pl.col("user_id").is_in(hash_sample(truth["user_id"], n).implode()))
 
 
 def evaluation_lists(model: Model, truth: pl.DataFrame, settings: Settings,

@@ -13,7 +13,8 @@ Features of a (user, item) candidate:
 
 Training is temporal: at each of ``ranker.splits`` days before the as-of day (``split_step_days``
 apart) the generators are fitted on what was known then, and the labels are the new positive
-pairs of the ``label_days`` after it. Its candidates are generated in precompute's user shards
+pairs of the ``label_days`` after it; days are added, latest first, until their candidates
+reach ``ranker.max_train_rows``. Its candidates are generated in precompute's user shards
 (each shard's rows depend on its users alone, so any sharding gives the same set). Several
 boosters with different seeds are averaged. It is deterministic for one seed and thread count.
 """
@@ -21,7 +22,6 @@ boosters with different seeds are averaged. It is deterministic for one seed and
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,12 +32,14 @@ from pipelines.core.settings import RankerSettings
 from pipelines.model.retrieval import (
     GENERATORS,
     ITEM_STATS,
+    NEIGHBOURHOOD,
     PERSONAL,
+    POPULARITY,
     USER_STATS,
     Retrieval,
 )
 from pipelines.serve.scoring import rank_scores
-from pipelines.serve.shards import shard_of
+from pipelines.serve.shards import hash_sample, shard_of
 
 # Candidate sources beside the generators, both by content: cold items, and items first seen
 # in the last ``new_item_days`` days.
@@ -64,8 +66,8 @@ class Candidates:
     features: np.ndarray  # pairs x FEATURES, float32
 
 
-def _block_exclusion(ret: Retrieval, rows: np.ndarray, exclude: sp.csr_matrix | None,
-                     item_mask: np.ndarray | None) -> np.ndarray:
+def _banned(ret: Retrieval, rows: np.ndarray, exclude: sp.csr_matrix | None,
+            item_mask: np.ndarray | None) -> np.ndarray:
     """users x items: True where an item must not be a candidate (seen, or not available)."""
     banned = np.zeros((len(rows), ret.n_items), dtype=bool)
     if exclude is not None:
@@ -76,30 +78,72 @@ def _block_exclusion(ret: Retrieval, rows: np.ndarray, exclude: sp.csr_matrix | 
     return banned
 
 
-def _ranks(scores: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
-    """Each row's rank (0 = best) of its top ``k`` eligible items; ``k`` elsewhere."""
-    masked = np.where(banned, -np.inf, scores)
-    idx, best = rank_scores(masked, min(k, masked.shape[1]))
-    ranks = np.full(scores.shape, k, dtype=np.int32)
-    rows = np.repeat(np.arange(len(scores)), idx.shape[1])
-    valid = (idx >= 0).ravel() & np.isfinite(best).ravel()
-    ranks[rows[valid], idx.ravel()[valid]] = np.tile(
-        np.arange(idx.shape[1], dtype=np.int32), len(scores))[valid]
-    return ranks
+@dataclass(frozen=True)
+class Top:
+    """Each block row's best ``k`` of one source: the row, the item and its rank (0 = best)."""
+
+    local: np.ndarray
+    items: np.ndarray
+    ranks: np.ndarray
 
 
-def _proposes(ret: Retrieval, name: str, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """users x items: where a generator has evidence for an item, so that its top K never
-    fills up with arbitrary ties (a user without an embedding, an item no one co-occurred
-    with, an item without events in the window)."""
-    if name == "als":
-        return np.ones(scores.shape, dtype=bool)
-    if name in ("interest", "content"):
-        vectors = ret.interest if name == "interest" else ret.content
-        has_user = np.abs(vectors[rows]).sum(axis=1) > 0
-        has_item = np.abs(ret.item_vectors).sum(axis=1) > 0
-        return has_user[:, None] & has_item[None, :]
-    return scores > 0
+def best_of_rows(local: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> Top:
+    """The ``k`` best entries of each row among the given (row, item, score) ones, by score
+    descending, then lowest item index: ``rank_scores``' rule, without a dense block."""
+    order = np.lexsort((items, -scores, local))
+    local, items = local[order], items[order]
+    ranks = np.arange(len(local)) - np.searchsorted(local, local)
+    keep = ranks < k
+    return Top(local[keep], items[keep], ranks[keep].astype(np.int32))
+
+
+def _dense_top(scores: np.ndarray, eligible: np.ndarray, k: int,
+               columns: np.ndarray | None = None) -> Top:
+    """The top ``k`` of each row among the ``eligible`` entries of a dense block; ``columns``:
+    the item each column stands for (default: column j is item j)."""
+    idx, best = rank_scores(np.where(eligible, scores, np.float32(-np.inf)), k)
+    valid = (idx >= 0) & np.isfinite(best)
+    local = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)[valid]
+    ranks = np.broadcast_to(np.arange(idx.shape[1], dtype=np.int32), idx.shape)[valid]
+    items = idx[valid] if columns is None else columns[idx[valid]]
+    return Top(local, items, ranks)
+
+
+def _sparse_top(scores: sp.csr_matrix, banned: np.ndarray, k: int) -> Top:
+    """The top ``k`` of each row among a sparse block's positive, allowed entries: an item
+    with no evidence is never proposed, so a short row stays short."""
+    coo = scores.tocoo()
+    keep = (coo.data > 0) & ~banned[coo.row, coo.col]
+    return best_of_rows(coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64),
+                        coo.data[keep], k)
+
+
+def _shared_top(values: np.ndarray, banned: np.ndarray, exclude: sp.csr_matrix | None,
+                item_mask: np.ndarray | None, k: int) -> Top:
+    """The top ``k`` of a score every user shares (popularity): the first ``k`` items of one
+    global order that each user may see. Only an order's first ``k`` + (the most items a row
+    excludes) can matter."""
+    order = np.flatnonzero((values > 0) & (item_mask if item_mask is not None else True))
+    order = order[np.lexsort((order, -values[order]))]
+    most = int(exclude.getnnz(axis=1).max()) if exclude is not None and exclude.shape[0] else 0
+    head = order[:k + most]
+    allowed = ~banned[:, head]
+    ranks = np.cumsum(allowed, axis=1, dtype=np.int32) - 1
+    local, j = np.nonzero(allowed & (ranks < k))
+    return Top(local, head[j], ranks[local, j])
+
+
+def _at(scores: np.ndarray | sp.csr_matrix, local: np.ndarray, items: np.ndarray,
+        ) -> np.ndarray:
+    """A block's scores at the (row, item) pairs."""
+    if sp.issparse(scores):
+        return np.asarray(scores[local, items]).ravel().astype(np.float32) if len(local) \
+            else np.zeros(0, dtype=np.float32)
+    return scores[local, items]
+
+
+# Dense generators that propose only where the user and the item have vectors.
+_BY_VECTORS = ("interest", "content")
 
 
 def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
@@ -111,34 +155,61 @@ def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
     ``item_mask``: True for items that may be proposed at all; ``use_interest``: whether the
     interest memory proposes and describes candidates (a ranker trained on days without one
     must not see it when it scores).
+
+    Each generator's top ``k`` comes from its own structure: a dense block only for the
+    dot products, the sparse product's entries for the neighbourhood ones, one global order
+    for popularity. Features are read at the chosen pairs only, so a block costs
+    ``block x items`` a few bytes at a time, whatever the number of generators.
     """
-    banned = _block_exclusion(ret, rows, exclude, item_mask)
-    scores = {g: ret.scores(g, rows) for g in GENERATORS}
-    if not use_interest:
-        scores["interest"] = np.zeros_like(scores["interest"])
-    ranks = {g: _ranks(scores[g], banned | ~_proposes(ret, g, rows, scores[g]), k)
-             for g in GENERATORS}
+    banned = _banned(ret, rows, exclude, item_mask)
+    n_items = ret.n_items
+    scores: dict[str, np.ndarray | sp.csr_matrix] = {}
+    tops: dict[str, Top] = {}
+    has_item = np.abs(ret.item_vectors).sum(axis=1) > 0
+    for g in PERSONAL:
+        if g == "interest" and not use_interest:
+            continue
+        if g in NEIGHBOURHOOD:
+            scores[g] = ret.sparse_scores(g, rows)
+            tops[g] = _sparse_top(scores[g], banned, k)
+            continue
+        scores[g] = ret.scores(g, rows)
+        eligible = ~banned
+        if g in _BY_VECTORS:
+            has_user = np.abs(getattr(ret, g)[rows]).sum(axis=1) > 0
+            eligible &= has_user[:, None] & has_item[None, :]
+        tops[g] = _dense_top(scores[g], eligible, k)
+    for g in POPULARITY:
+        tops[g] = _shared_top(ret.popularity(g), banned, exclude, item_mask, k)
     # By content among cold items (nobody else proposes an item nobody has touched yet) and
     # among new ones.
-    by_content = banned | ~_proposes(ret, "content", rows, scores["content"])
+    has_user = np.abs(ret.content[rows]).sum(axis=1) > 0
     new = ret.item_stats[:, ITEM_STATS.index("age_days")] <= new_item_days
-    ranks[COLD] = _ranks(scores["content"], by_content | ~ret.cold()[None, :], k)
-    ranks[NEW] = _ranks(scores["content"], by_content | ~(new & ~ret.cold())[None, :], k)
-    chosen = np.zeros(banned.shape, dtype=bool)
-    for r in ranks.values():
-        chosen |= r < k
-    chosen &= ~banned
-    u, i = np.nonzero(chosen)
-    features = _features(ret, rows[u], u, i, scores, ranks)
+    cold = ret.cold()
+    for name, wanted in ((COLD, cold & has_item), (NEW, new & ~cold & has_item)):
+        cols = np.flatnonzero(wanted)
+        tops[name] = _dense_top(scores["content"][:, cols], ~banned[:, cols] & has_user[:, None],
+                                k, columns=cols)
+    keys = np.unique(np.concatenate([t.local * n_items + t.items for t in tops.values()]))
+    local, items = keys // n_items, keys % n_items
+    # A source's rank is k where it did not propose the pair (interest, when not used: always).
+    ranks = {name: np.full(len(keys), k, dtype=np.int32) for name in (*GENERATORS, COLD, NEW)}
+    for name, top in tops.items():
+        ranks[name][np.searchsorted(keys, top.local * n_items + top.items)] = top.ranks
+    at = {g: (_at(scores[g], local, items) if g in scores else np.zeros(len(keys), np.float32))
+          for g in PERSONAL}
+    features = _features(ret, rows[local], items, at, ranks)
     if not use_interest:
         features[:, FEATURES.index("user_has_interest")] = 0
-    return Candidates(users=rows[u], local=u, items=i, features=features)
+    return Candidates(users=rows[local], local=local, items=items, features=features)
 
 
-def _features(ret: Retrieval, users: np.ndarray, block_rows: np.ndarray, items: np.ndarray,
+def _features(ret: Retrieval, users: np.ndarray, items: np.ndarray,
               scores: dict[str, np.ndarray], ranks: dict[str, np.ndarray]) -> np.ndarray:
-    cols = [scores[g][block_rows, items] for g in PERSONAL]
-    cols += [ranks[g][block_rows, items] for g in (*GENERATORS, COLD, NEW)]
+    """FEATURES of the pairs (``users``, ``items``), given each generator's score and every
+    source's rank at them."""
+    cols = [scores[g] for g in PERSONAL]
+    cols += [ranks[g] for g in (*GENERATORS, COLD, NEW)]
     for j, name in enumerate(ITEM_STATS):
         value = ret.item_stats[items, j]
         cols.append(np.log1p(value) if name in _LOG_ITEM else value)
@@ -158,11 +229,8 @@ def training_users(ret: Retrieval, truth: pl.DataFrame, cfg: RankerSettings) -> 
     ``cfg.max_train_users`` of them, a fixed hash sample."""
     known = (pl.DataFrame({"user_id": ret.user_ids}).with_row_index("_u")
              .join(truth.select("user_id").unique(), on="user_id"))
-    if known.height > cfg.max_train_users:
-        # crc32, as precompute's shards: the sample must not move with a library release.
-        crc = pl.Series([zlib.crc32(u.encode()) for u in known["user_id"]], dtype=pl.UInt32)
-        known = known.with_columns(crc.alias("_crc")).sort("_crc", "user_id").head(
-            cfg.max_train_users)
+    chosen = hash_sample(known["user_id"], cfg.max_train_users)
+    known = known.filter(pl.col("user_id").is_in(chosen.implode()))
     return np.sort(known["_u"].to_numpy().astype(np.int64))
 
 
@@ -242,7 +310,8 @@ class Ranker:
             self._boosters = [lgb.Booster(model_str=m) for m in self.models]
         if not len(features):
             return np.zeros(0, dtype=np.float64)
-        return np.mean([b.predict(features, num_threads=1) for b in self._boosters], axis=0)
+        # Every core: a row's prediction does not depend on the thread count (training does).
+        return np.mean([b.predict(features, num_threads=0) for b in self._boosters], axis=0)
 
     def to_json(self) -> str:
         return json.dumps({"features": list(FEATURES), "models": self.models,

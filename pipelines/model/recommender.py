@@ -14,8 +14,17 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from pipelines.core.settings import RetrievalSettings, Settings
-from pipelines.model.ranker import Ranker, candidates, fit_ranker, labelled, merge_sets
-from pipelines.model.retrieval import GENERATORS, AsOf, Retrieval, Trainer, fit_retrieval
+from pipelines.model.ranker import (
+    Candidates,
+    Ranker,
+    TrainingSet,
+    best_of_rows,
+    candidates,
+    fit_ranker,
+    labelled,
+    merge_sets,
+)
+from pipelines.model.retrieval import AsOf, Retrieval, Trainer, fit_retrieval
 from pipelines.serve.scoring import rank_scores, top_n
 
 RANKER = "ranker"
@@ -23,9 +32,10 @@ RANKER = "ranker"
 # candidate, which evaluation measures against the first.
 EXPLORED = "ranker_explore"
 CANDIDATES = (RANKER, EXPLORED)
-# Bytes per (user, item) of a block: every generator's float32 scores and int32 ranks, the
-# exclusion mask and the candidate mask.
-_BLOCK_BYTES = (len(GENERATORS) + 1) * (4 + 4) + 2
+# Bytes per (user, item) of a block at its peak: the exclusion mask (1), the dense float32
+# scores of ALS, interest and content (12), and one of them masked and ranked by
+# ``rank_scores`` (4 + 11). The sparse generators and the candidates' features are per pair.
+_BLOCK_BYTES = 1 + 3 * 4 + 4 + 11
 
 
 # The generators whose scores are one dot product: (user vectors, item vectors, item mask).
@@ -41,6 +51,7 @@ DOT_PRODUCTS = {
 class Model:
     retrieval: Retrieval
     ranker: Ranker | None  # None when there was too little to train it on
+    training_days: int = 0  # of the splits it was given, the first ones the ranker used
 
     def candidates(self, cfg: RetrievalSettings) -> tuple[str, ...]:
         """The lists that compete with the baselines: none without a ranker, the explored
@@ -63,21 +74,25 @@ def in_process(fn: Callable[..., Any], shared: Any) -> list:
 
 def fit_model(current: AsOf, splits: list[tuple[AsOf, pl.DataFrame]], settings: Settings,
               trainer: Trainer, map_shards: ShardMap = in_process) -> Model:
-    """The generators as of ``current.day`` and the ranker trained on ``splits``: the inputs
-    as of each training day with the new positive pairs of the days after it; each day's
-    candidates are generated in user shards by ``map_shards``."""
+    """The generators as of ``current.day`` and the ranker trained on ``splits`` (latest
+    first): the inputs as of each training day with the new positive pairs of the days after
+    it, as many days as it takes to reach ``ranker.max_train_rows``; each day's candidates are
+    generated in user shards by ``map_shards``."""
     cfg, rcfg = settings.retrieval, settings.ranker
     # The ranker can only weigh the interest memory if it had one on every training day.
     use_interest = bool(splits) and all(asof.interest is not None for asof, _ in splits)
-    sets = []
+    sets: list[TrainingSet] = []
     for asof, truth in splits:
+        if sum(len(s[1]) for s in sets) >= rcfg.max_train_rows:
+            break
         ret = fit_retrieval(asof, cfg, trainer)
         shard = partial(labelled, truth=truth, cfg=rcfg, k=cfg.candidates,
                         new_item_days=cfg.new_item_days, use_interest=use_interest,
                         block=block_users(ret.n_items, settings.serve.memory_mb))
         sets.append(merge_sets(map_shards(shard, ret)))
     ranker = fit_ranker(sets, rcfg, settings.model.seed, use_interest=use_interest)
-    return Model(retrieval=fit_retrieval(current, cfg, trainer), ranker=ranker)
+    return Model(retrieval=fit_retrieval(current, cfg, trainer), ranker=ranker,
+                 training_days=len(sets))
 
 
 def block_users(n_items: int, memory_mb: float) -> int:
@@ -168,13 +183,18 @@ def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings
     ret = model.retrieval
     cand = candidates(ret, rows, cfg.candidates, cfg.new_item_days, exclude=exclude,
                       item_mask=item_mask, use_interest=model.ranker.uses_interest)
-    block = np.full((len(rows), ret.n_items), -np.inf, dtype=np.float32)
-    block[cand.local, cand.items] = model.ranker.predict(cand.features).astype(np.float32)
+    predicted = model.ranker.predict(cand.features).astype(np.float32)
     # Explored lists are built to the window's depth and cut after, so a shorter list is the
     # start of a longer one: the slots sit at the same places whatever n is.
     depth = min(max(n, cfg.exploration_window), ret.n_items) if explored else n
-    idx, scores = rank_scores(block, depth)
-    idx, scores = _fill(ret, block, idx, scores, depth, exclude, item_mask)
+    best = best_of_rows(cand.local, cand.items, predicted, depth)
+    idx = np.full((len(rows), depth), -1, dtype=np.int64)
+    scores = np.full((len(rows), depth), -np.inf, dtype=np.float32)
+    idx[best.local, best.ranks] = best.items
+    # The candidates' pairs are sorted, so each chosen pair's prediction is found by search.
+    scores[best.local, best.ranks] = predicted[np.searchsorted(
+        cand.local * ret.n_items + cand.items, best.local * ret.n_items + best.items)]
+    idx, scores = _fill(ret, cand, idx, scores, depth, exclude, item_mask)
     if explored and cfg.exploration_slots and ret.content.shape[1]:
         # The cold items most like the user's last ones: the ranker, trained where cold items
         # are rare, would rank them too low when many arrive at once.
@@ -191,7 +211,7 @@ def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings
     return idx[:, :n], scores[:, :n]
 
 
-def _fill(ret: Retrieval, block: np.ndarray, idx: np.ndarray, scores: np.ndarray, n: int,
+def _fill(ret: Retrieval, cand: Candidates, idx: np.ndarray, scores: np.ndarray, n: int,
           exclude: sp.csr_matrix | None, item_mask: np.ndarray | None,
           ) -> tuple[np.ndarray, np.ndarray]:
     short = np.flatnonzero((idx < 0).any(axis=1))
@@ -200,7 +220,8 @@ def _fill(ret: Retrieval, block: np.ndarray, idx: np.ndarray, scores: np.ndarray
     # Too few candidates: popularity fills the rest, below the ranked ones.
     fill = np.broadcast_to(ret.popularity("pop_decayed").astype(np.float32),
                            (len(short), ret.n_items)).copy()
-    fill[np.isfinite(block[short])] = -np.inf
+    of_short = np.isin(cand.local, short)
+    fill[np.searchsorted(short, cand.local[of_short]), cand.items[of_short]] = -np.inf
     if exclude is not None:
         coo = exclude[short].tocoo()
         fill[coo.row, coo.col] = -np.inf

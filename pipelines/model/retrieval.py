@@ -38,6 +38,8 @@ from pipelines.model.als import Factors, InteractionMatrix, build_matrix
 POPULARITY = ("pop_1d", "pop_7d", "pop_30d", "pop_decayed")
 PERSONAL = ("als", "itemknn", "recent_cooc", "sequence", "interest", "content")
 GENERATORS = PERSONAL + POPULARITY
+# The generators whose scores are a sparse product of the user's items and an item graph.
+NEIGHBOURHOOD = ("itemknn", "recent_cooc", "sequence")
 BASELINES = (*GENERATORS, "als_plain")
 # Item statistics the ranker reads, in column order of ``Retrieval.item_stats``.
 ITEM_STATS = ("n_1d", "n_7d", "n_30d", "pop_decayed", "trend", "n_users", "age_days",
@@ -116,17 +118,25 @@ class Retrieval:
         if name == "als_plain":
             return np.where(self.als_warm, self.user_factors[rows] @ self.als_factors.T,
                             np.float32(-np.inf)).astype(np.float32)
-        if name == "itemknn":
-            return _dense(self.seen[rows] @ self.neighbors)
-        if name == "recent_cooc":
-            return _dense(self.recent[rows] @ self.neighbors)
-        if name == "sequence":
-            return _dense(self.recent[rows] @ self.follows)
+        if name in NEIGHBOURHOOD:
+            return _dense(self.sparse_scores(name, rows))
         if name == "interest":
             return self.interest[rows] @ self.item_vectors.T
         if name == "content":
             return self.content[rows] @ self.item_vectors.T
         raise KeyError(f"unknown generator {name!r}; generators are {', '.join(BASELINES)}")
+
+    def sparse_scores(self, name: str, rows: np.ndarray) -> sp.csr_matrix:
+        """A neighbourhood generator's scores, users ``rows`` x every item, as the sparse
+        product it is (an item with no evidence for the user has no entry)."""
+        if name == "itemknn":
+            return sp.csr_matrix(self.seen[rows] @ self.neighbors, dtype=np.float32)
+        if name == "recent_cooc":
+            return sp.csr_matrix(self.recent[rows] @ self.neighbors, dtype=np.float32)
+        if name == "sequence":
+            return sp.csr_matrix(self.recent[rows] @ self.follows, dtype=np.float32)
+        raise KeyError(f"{name!r} is not one of the sparse generators "
+                       f"{', '.join(NEIGHBOURHOOD)}")
 
     def category_affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The user's share of confidence in each item's category (0 without one)."""
@@ -163,6 +173,11 @@ def top_neighbors(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
         if stop == start:
             continue
         c, v = matrix.indices[start:stop], matrix.data[start:stop]
+        if len(v) > k:
+            # Only the entries at or above the k-th largest value can be kept: a partition
+            # finds it, and the sort is over those alone.
+            at_least = v >= np.partition(v, len(v) - k)[len(v) - k]
+            c, v = c[at_least], v[at_least]
         keep = np.lexsort((c, -v))[:k]
         rows.append(np.full(len(keep), r))
         cols.append(c[keep])

@@ -15,6 +15,17 @@ def shard_of(user_ids: pl.Series, shards: int) -> np.ndarray:
                        count=user_ids.len())
 
 
+def hash_sample(user_ids: pl.Series, n: int) -> pl.Series:
+    """At most ``n`` of the distinct ``user_ids``, sorted: those of lowest crc32 (ties by id),
+    so the same ids give the same sample in any order, on any machine, in any release."""
+    ids = user_ids.unique()
+    if ids.len() <= n:
+        return ids.sort()
+    crc = pl.Series([zlib.crc32(u.encode()) for u in ids], dtype=pl.UInt32)
+    return (pl.DataFrame({"user_id": ids, "_crc": crc}).sort("_crc", "user_id")
+            .head(n)["user_id"].sort().rename(user_ids.name))
+
+
 def shard_task_name(shard: int, shards: int) -> str:
     return f"precompute-{shard}-of-{shards}"
 

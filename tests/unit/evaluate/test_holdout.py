@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.evaluate.holdout import bootstrap_lift, lifts
+from pipelines.evaluate.holdout import bootstrap_lift, lifts, sample_test_users
 
 
 def test_identical_models_have_lift_one_and_no_spread() -> None:
@@ -60,3 +60,14 @@ def test_lifts_compare_each_candidate_with_every_other_list_on_the_same_users() 
     assert sorted(both.select("candidate", "baseline").rows()) == [
         ("ranker", "pop_7d"), ("ranker", "ranker_explore"),
         ("ranker_explore", "pop_7d"), ("ranker_explore", "ranker")]
+
+
+def test_a_test_user_sample_keeps_every_pair_of_the_users_it_keeps() -> None:
+    truth = pl.DataFrame({"user_id": [f"u{n % 30}" for n in range(90)],
+                          "item_id": [f"i{n}" for n in range(90)]})
+    sample = sample_test_users(truth, 10)
+    assert sample["user_id"].n_unique() == 10
+    assert sample.group_by("user_id").len()["len"].to_list() == [3] * 10
+    again = sample_test_users(truth.reverse(), 10)  # the same users in any row order
+    assert set(again["user_id"]) == set(sample["user_id"]) and again.height == 30
+    assert sample_test_users(truth, 30).equals(truth)

@@ -145,6 +145,19 @@ def test_training_candidates_in_shards_are_the_one_shard_set(world) -> None:
     assert again.ranker.models == model.ranker.models
 
 
+def test_training_days_stop_once_their_rows_reach_the_cap(world) -> None:
+    events, day, model = world
+    splits = [(as_of(events, day - timedelta(days=j + 1)), _truth(events, day - timedelta(
+        days=j))) for j in range(4)]
+    assert model.training_days == 4 and model.ranker.info["splits"] == 4
+    first = model.ranker.info["rows"] // 4  # about one day's rows
+    capped = fit_model(as_of(events, day), splits,
+                       replace(SETTINGS, ranker={"max_train_rows": first}), trainer)
+    assert capped.training_days == capped.ranker.info["splits"] < 4
+    one = fit_model(as_of(events, day), splits[:capped.training_days], SETTINGS, trainer)
+    assert one.ranker.models == capped.ranker.models
+
+
 def test_no_ranker_without_enough_training_users(world) -> None:
     events, day, _ = world
     few = replace(SETTINGS, ranker={"min_train_users": 10_000})

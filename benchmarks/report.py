@@ -107,7 +107,7 @@ def _earlier_floor_rows(text: str, measured: set[str]) -> list[dict]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 3 or cells[0] in ("step", "---") or cells[0].startswith("-"):
             continue
-        if cells[0].split("/")[0] in measured:
+        if cells[0].removesuffix(f" {EARLIER}").split("/")[0] in measured:
             continue
         try:
             share = float(cells[2].replace(",", ""))
@@ -161,7 +161,9 @@ def write_report(path: Path, rows: list[dict], repeat: int, notes: dict[str, str
             if k not in steps and k != "Distance from the floor"}
     for section in kept.values():
         head, _, body = section.partition("\n")
-        if not body.lstrip().startswith("_Kept from"):
-            body = f"\n\n_Kept from an earlier run ({_stamp(earlier)})._\n" + body
-        out += [head + body]
+        # A section that already says where it comes from (stamped by an earlier report, or
+        # measured by hand) keeps its own line.
+        if not body.lstrip().startswith(("_Kept from", "_Measured")):
+            body = f"\n_Kept from an earlier run ({_stamp(earlier)})._\n" + body
+        out += [f"{head}\n{body}"]
     path.write_text("\n".join(out))

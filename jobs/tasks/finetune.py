@@ -35,10 +35,11 @@ def run(ctx: RunContext) -> dict:
     started = time.perf_counter()
     cfg = ctx.settings.finetune
     if not due(ctx.ds, cfg.every_days, cfg.force):
+        next_due = _next_due(ctx.ds, cfg.every_days)
         log.info("not due: every %d day(s), next on %s", cfg.every_days,
-                 _next_due(ctx.ds, cfg.every_days) or "no day ([finetune] every_days = 0)")
+                 next_due or "no day ([finetune] every_days = 0)")
         return ctx.summary("finetune", seconds=time.perf_counter() - started, due=False,
-                           version=None, next_due=_next_due(ctx.ds, cfg.every_days))
+                           version=None, next_due=next_due)
     with tempfile.TemporaryDirectory() as tmp:
         trained = train_encoder(ctx, ctx.ds - timedelta(days=ctx.settings.eval.holdout_days),
                                 Path(tmp) / "model")

@@ -64,3 +64,17 @@ def test_a_partial_run_keeps_the_other_steps_of_the_report_marked(tmp_path: Path
     write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.1}], 3, {}, None)
     text = path.read_text()
     assert text.count("_Kept from") == 1 and text.count("(earlier run)") == 1
+    assert "## load\n\n_Kept from" in text
+    # A section written by hand that says where it comes from is kept as it is.
+    path.write_text(text + "\n## night at scale\n\n_Measured by hand._\n\n| a |\n")
+    write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.0}], 3, {}, None)
+    assert "## night at scale\n\n_Measured by hand._\n" in path.read_text()
+    # Measured again, a step's earlier floor rows give way to the new ones (with a sub-step
+    # or without).
+    write_report(path, [{"step": "rank", "what": "ranker", "share_of_floor": 0.1}], 3, {}, None)
+    write_report(path, [{"step": "als", "what": "implicit", "seconds": 1.0}], 3, {}, None)
+    write_report(path, [{"step": "load/duckdb", "what": "Arrow", "share_of_floor": 0.9},
+                        {"step": "rank", "what": "ranker", "share_of_floor": 0.2}], 3, {}, None)
+    text = path.read_text()
+    assert "| load/duckdb | Arrow | 0.9 |" in text and "| rank | ranker | 0.2 |" in text
+    assert "(earlier run)" not in text

@@ -17,6 +17,7 @@ from jobs.context import RunContext
 
 def bench_rank(n_events: int, days: int, repeat: int, top_n: int = 100) -> list[dict]:
     from jobs.tasks.train import day_model, load
+    from pipelines.model.ranker import candidates
     from pipelines.model.recommender import ranked
     from pipelines.model.retrieval import GENERATORS
 
@@ -42,6 +43,9 @@ def bench_rank(n_events: int, days: int, repeat: int, top_n: int = 100) -> list[
     als = median_seconds(lambda: lists("als"), repeat)
     floor = median_seconds(generators, repeat)
     if model.ranker is not None:
+        # Compiled first, as a night's precompute has it after its first blocks.
+        model.ranker.compile(candidates(ret, rows[:64], cfg.candidates, cfg.new_item_days,
+                                        exclude=exclude[:64]).features)
         ranker = median_seconds(lambda: lists("ranker"), repeat)
         out.append({"step": "rank", "what": "ranker: candidates, features, LightGBM, top-N",
                     "seconds": ranker, "ms_per_1000_users": 1e6 * ranker / len(rows),

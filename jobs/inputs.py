@@ -11,6 +11,8 @@ embeddings are from ``D`` judges the same content-aware model that ``D`` publish
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import polars as pl
@@ -81,26 +83,55 @@ def split(ctx: RunContext, engine: Engine, day: date, days_after: int,
     return train, holdout_truth(events, train.interactions, recommendable(train), ctx.settings)
 
 
+class Splits:
+    """The ranker's training days, latest first, each read when an iteration first reaches it
+    and kept: a fit that stops at ``ranker.max_train_rows`` never reads the others."""
+
+    def __init__(self, days: Iterator[tuple[AsOf, pl.DataFrame]]) -> None:
+        self._days = days
+        self._read: list[tuple[AsOf, pl.DataFrame]] = []
+
+    def __iter__(self) -> Iterator[tuple[AsOf, pl.DataFrame]]:
+        for i in itertools.count():
+            if i == len(self._read):
+                day = next(self._days, None)
+                if day is None:
+                    return
+                self._read.append(day)
+            yield self._read[i]
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+    def __getitem__(self, at: slice) -> list[tuple[AsOf, pl.DataFrame]]:
+        """The days of ``at`` (a slice from the start), read if need be."""
+        return list(itertools.islice(self, at.start, at.stop, at.step))
+
+
 def ranker_splits(ctx: RunContext, engine: Engine, day: date, vectors_as_of: date | None = None,
-                  ) -> list[tuple[AsOf, pl.DataFrame]]:
+                  ) -> Splits:
     """The ranker's training days for a model as of ``day``: ``day - label_days``, then
     ``split_step_days`` apart, each with the new positive pairs of the ``label_days`` after it
     (days before the first clean partition, or without any pair, are skipped); item vectors as
-    of ``vectors_as_of`` (default ``day``)."""
+    of ``vectors_as_of`` (default ``day``). Read lazily (``Splits``)."""
     cfg = ctx.settings.ranker
     days = ctx.lake.days(cat.CLEAN_EVENTS)
-    out = []
-    for j in range(cfg.splits):
-        start = day - timedelta(days=cfg.label_days + j * cfg.split_step_days)
-        if not days or start < days[0]:
-            break
-        train, truth = split(ctx, engine, start + timedelta(days=cfg.label_days),
-                             cfg.label_days, vectors_as_of=vectors_as_of or day)
-        if truth.height:
-            out.append((train, truth))
-    if not out:
-        log.warning("no training day for the ranker before %s: it is not trained", day)
-    return out
+
+    def read() -> Iterator[tuple[AsOf, pl.DataFrame]]:
+        found = False
+        for j in range(cfg.splits):
+            start = day - timedelta(days=cfg.label_days + j * cfg.split_step_days)
+            if not days or start < days[0]:
+                break
+            train, truth = split(ctx, engine, start + timedelta(days=cfg.label_days),
+                                 cfg.label_days, vectors_as_of=vectors_as_of or day)
+            if truth.height:
+                found = True
+                yield train, truth
+        if not found:
+            log.warning("no training day for the ranker before %s: it is not trained", day)
+
+    return Splits(read())
 
 
 def holdout(ctx: RunContext, engine: Engine) -> tuple[int, AsOf, pl.DataFrame] | None:

@@ -108,7 +108,8 @@ def load_inputs(ctx: RunContext) -> TuneInputs:
         raise TuneError(f"no clean events on or before {start} (ds - eval.holdout_days)")
     with open_engine(ctx.settings) as engine:
         train, truth = split(ctx, engine, ctx.ds, v, vectors_as_of=ctx.ds)
-        splits = ranker_splits(ctx, engine, start, vectors_as_of=ctx.ds)
+        # Read now, while the engine is open: every trial fits on them.
+        splits = list(ranker_splits(ctx, engine, start, vectors_as_of=ctx.ds))
     if truth.is_empty():
         raise TuneError(f"no new positive pairs of known users and items in ({start}, {ctx.ds}]")
     if not splits:

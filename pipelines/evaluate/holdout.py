@@ -21,7 +21,7 @@ from pipelines.evaluate.metrics import (
     novelty_at_k,
     recall_at_k,
 )
-from pipelines.model.recommender import CANDIDATES, Model, ranked
+from pipelines.model.recommender import CANDIDATES, Model, ranked_lists
 from pipelines.model.retrieval import BASELINES
 from pipelines.serve.lists import lists_frame
 from pipelines.serve.shards import hash_sample
@@ -67,12 +67,9 @@ def evaluation_lists(model: Model, truth: pl.DataFrame, settings: Settings,
              .join(truth.select("user_id").unique(), on="user_id").sort("_u"))
     rows = users["_u"].to_numpy().astype(np.int64)
     names = names or model.candidates(settings.retrieval) + BASELINES
-    out = {}
-    for name in names:
-        idx, scores = ranked(model, name, rows, k, settings.retrieval, exclude=ret.seen[rows],
-                             memory_mb=settings.serve.memory_mb)
-        out[name] = lists_frame(users["user_id"], ret.item_ids, idx, scores)
-    return out
+    lists = ranked_lists(model, names, rows, k, settings.retrieval, exclude=ret.seen[rows],
+                         memory_mb=settings.serve.memory_mb)
+    return {name: lists_frame(users["user_id"], ret.item_ids, *lists[name]) for name in names}
 
 
 def score_lists(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, ks: tuple[int, ...],

@@ -16,18 +16,25 @@ apart) the generators are fitted on what was known then, and the labels are the 
 pairs of the ``label_days`` after it; days are added, latest first, until their candidates
 reach ``ranker.max_train_rows``. Its candidates are generated in precompute's user shards
 (each shard's rows depend on its users alone, so any sharding gives the same set). Several
-boosters with different seeds are averaged. It is deterministic for one seed and thread count.
+boosters with different seeds, trained side by side, are averaged. It is deterministic for one
+seed and thread count; large predictions run on the boosters compiled by lleaves, which give
+LightGBM's own predictions bit for bit.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from pipelines.core.devices import cpu_threads
 from pipelines.core.settings import RankerSettings
 from pipelines.model.retrieval import (
     GENERATORS,
@@ -38,8 +45,10 @@ from pipelines.model.retrieval import (
     USER_STATS,
     Retrieval,
 )
-from pipelines.serve.scoring import rank_scores
+from pipelines.serve.scoring import cache_rows, rank_scores
 from pipelines.serve.shards import hash_sample, shard_of
+
+log = logging.getLogger("recs.ranker")
 
 # Candidate sources beside the generators, both by content: cold items, and items first seen
 # in the last ``new_item_days`` days.
@@ -90,18 +99,33 @@ class Top:
 def best_of_rows(local: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> Top:
     """The ``k`` best entries of each row among the given (row, item, score) ones, by score
     descending, then lowest item index: ``rank_scores``' rule, without a dense block."""
-    order = np.lexsort((items, -scores, local))
+    order = np.lexsort((items, _descending(local, scores)))
     local, items = local[order], items[order]
     ranks = np.arange(len(local)) - np.searchsorted(local, local)
     keep = ranks < k
     return Top(local[keep], items[keep], ranks[keep].astype(np.int32))
 
 
+def _descending(local: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """One int64 key that sorts by ``local``, then float32 ``scores`` descending: a sort on
+    it does the work of two (the float's bits order like the float once negatives are
+    flipped; adding 0 makes -0.0 equal to 0.0)."""
+    bits = (np.asarray(scores, dtype=np.float32) + np.float32(0)).view(np.int32).astype(np.int64)
+    ascending = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    return (local.astype(np.int64) << 32) + ((2**31 - 1) - ascending)
+
+
 def _dense_top(scores: np.ndarray, eligible: np.ndarray, k: int,
                columns: np.ndarray | None = None) -> Top:
     """The top ``k`` of each row among the ``eligible`` entries of a dense block; ``columns``:
     the item each column stands for (default: column j is item j)."""
-    idx, best = rank_scores(np.where(eligible, scores, np.float32(-np.inf)), k)
+    k = min(k, scores.shape[1])
+    idx = np.empty((len(scores), k), dtype=np.int64)
+    best = np.empty((len(scores), k), dtype=np.float32)
+    step = cache_rows(scores.shape[1])
+    for start in range(0, len(scores), step):  # the masked copy stays in cache
+        at = slice(start, start + step)
+        idx[at], best[at] = rank_scores(np.where(eligible[at], scores[at], np.float32(-np.inf)), k)
     valid = (idx >= 0) & np.isfinite(best)
     local = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)[valid]
     ranks = np.broadcast_to(np.arange(idx.shape[1], dtype=np.int32), idx.shape)[valid]
@@ -137,8 +161,17 @@ def _at(scores: np.ndarray | sp.csr_matrix, local: np.ndarray, items: np.ndarray
         ) -> np.ndarray:
     """A block's scores at the (row, item) pairs."""
     if sp.issparse(scores):
-        return np.asarray(scores[local, items]).ravel().astype(np.float32) if len(local) \
-            else np.zeros(0, dtype=np.float32)
+        # Looked up by search among the sorted entries: SciPy's own lookup scans each row
+        # when the pairs are few against the entries, as here.
+        scores.sum_duplicates()  # canonical: one sorted entry per (row, column)
+        n_rows, n_cols = scores.shape
+        keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(scores.indptr)) * n_cols \
+            + scores.indices
+        wanted = local.astype(np.int64) * n_cols + items
+        if not len(keys):
+            return np.zeros(len(wanted), dtype=np.float32)
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(keys[pos] == wanted, scores.data[pos], 0).astype(np.float32)
     return scores[local, items]
 
 
@@ -290,28 +323,61 @@ def merge_sets(parts: list[TrainingSet]) -> TrainingSet:
     return x[rows], y[rows], sizes[order], owners[order]
 
 
+# Rows a ranker predicts in one process before its boosters are compiled to machine code
+# (lleaves, about a second a booster, several times LightGBM's rate): a night's precompute
+# and evaluation pass it, a test's small worlds do not.
+COMPILE_AFTER_ROWS = 200_000
+_COMPILING = threading.Lock()
+
+
 @dataclass
 class Ranker:
     """Averaged LightGBM lambdarank boosters over FEATURES."""
 
     models: list[str]  # LightGBM model texts
     info: dict = field(default_factory=dict)  # what it was trained on
-    _boosters: list | None = field(default=None, repr=False, compare=False)
+    # Each thread's own boosters: a booster's predictions lock it against other threads.
+    _boosters: dict[int, list] = field(default_factory=dict, repr=False, compare=False)
+    # The compiled boosters (None: not yet, [] : they did not reproduce LightGBM's output).
+    _compiled: list | None = field(default=None, repr=False, compare=False)
+    _rows: int = field(default=0, repr=False, compare=False)
 
     @property
     def uses_interest(self) -> bool:
         """Whether its training days had an interest memory to learn from."""
         return bool(self.info.get("interest", True))
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        import lightgbm as lgb
-
-        if self._boosters is None:
-            self._boosters = [lgb.Booster(model_str=m) for m in self.models]
+    def predict(self, features: np.ndarray, threads: int = 0) -> np.ndarray:
+        """The boosters' mean prediction; ``threads``: 0 for every core. A row's prediction
+        depends neither on the thread count (training does) nor on the rows beside it."""
         if not len(features):
             return np.zeros(0, dtype=np.float64)
-        # Every core: a row's prediction does not depend on the thread count (training does).
-        return np.mean([b.predict(features, num_threads=0) for b in self._boosters], axis=0)
+        x = np.asarray(features, dtype=np.float64)  # as LightGBM reads them
+        self._rows += len(x)
+        if self._compiled is None and self._rows > COMPILE_AFTER_ROWS:
+            self.compile(x)
+        if self._compiled:
+            jobs = threads or cpu_threads()
+            return np.mean([m.predict(x, n_jobs=jobs) for m in self._compiled], axis=0)
+        return np.mean([b.predict(x, num_threads=threads) for b in self._lightgbm()], axis=0)
+
+    def compile(self, sample: np.ndarray) -> bool:
+        """Compile the boosters now (once), checked on the first rows of ``sample``; whether
+        predictions run on them."""
+        with _COMPILING:
+            if self._compiled is None:
+                self._compiled = _compiled(self.models, self._lightgbm(),
+                                           np.asarray(sample[:4096], dtype=np.float64))
+        return bool(self._compiled)
+
+    def _lightgbm(self) -> list:
+        import lightgbm as lgb
+
+        boosters = self._boosters.get(threading.get_ident())
+        if boosters is None:
+            boosters = [lgb.Booster(model_str=m) for m in self.models]
+            self._boosters[threading.get_ident()] = boosters
+        return boosters
 
     def to_json(self) -> str:
         return json.dumps({"features": list(FEATURES), "models": self.models,
@@ -324,6 +390,30 @@ class Ranker:
             raise ValueError("the stored ranker was trained on other features than this "
                              "release computes: train it again")
         return cls(models=data["models"], info=data["info"])
+
+
+def _compiled(models: list[str], boosters: list, sample: np.ndarray) -> list:
+    """The boosters compiled by lleaves, each summing its trees in LightGBM's order (one
+    block) so that it gives LightGBM's predictions bit for bit: checked on ``sample``, and
+    none are used if any differs."""
+    import tempfile
+
+    import lleaves
+
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        for j, (text, booster) in enumerate(zip(models, boosters, strict=True)):
+            path = Path(folder) / f"booster-{j}.txt"
+            path.write_text(text)
+            model = lleaves.Model(model_file=str(path))
+            model.compile(fblocksize=max(model.num_trees(), 1))
+            if not np.array_equal(model.predict(sample, n_jobs=1),
+                                  booster.predict(sample, num_threads=1)):
+                log.warning("the compiled ranker does not reproduce LightGBM's predictions: "
+                            "LightGBM predicts")
+                return []
+            out.append(model)
+    return out
 
 
 def fit_ranker(sets: list[TrainingSet], cfg: RankerSettings,
@@ -339,20 +429,26 @@ def fit_ranker(sets: list[TrainingSet], cfg: RankerSettings,
     x = np.vstack([s[0] for s in sets])
     y = np.concatenate([s[1] for s in sets])
     groups = np.concatenate([s[2] for s in sets])
-    models = []
-    for member in range(cfg.ensemble):
+
+    def member(m: int) -> str:
         params = {
             "objective": "lambdarank", "lambdarank_truncation_level": 20,
             "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
             "min_data_in_leaf": cfg.min_data_in_leaf, "feature_fraction": 0.8,
-            "bagging_fraction": 0.8, "bagging_freq": 1, "seed": seed + member,
+            "bagging_fraction": 0.8, "bagging_freq": 1, "seed": seed + m,
             "deterministic": True, "force_row_wise": True, "num_threads": cfg.threads,
             "verbosity": -1,
         }
         booster = lgb.train(params, lgb.Dataset(x, y, group=groups, feature_name=list(FEATURES),
                                                 free_raw_data=True),
                             num_boost_round=cfg.trees)
-        models.append(booster.model_to_string())
+        return booster.model_to_string()
+
+    # Each booster trains on its own cfg.threads, so side by side (LightGBM releases the GIL)
+    # they give the boosters one at a time would.
+    side_by_side = max(1, min(cfg.ensemble, cpu_threads() // cfg.threads))
+    with ThreadPoolExecutor(side_by_side) as pool:
+        models = list(pool.map(member, range(cfg.ensemble)))
     return Ranker(models=models, info={"users": int(n_groups), "rows": int(len(y)),
                                        "positives": int(y.sum()), "splits": len(sets),
                                        "interest": use_interest})

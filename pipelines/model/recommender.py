@@ -3,7 +3,8 @@ and the lists any of them gives (the ranker's, or one generator's as a baseline)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from pipelines.core.devices import cpu_threads
 from pipelines.core.settings import RetrievalSettings, Settings
 from pipelines.model.ranker import (
     Candidates,
@@ -72,27 +75,45 @@ def in_process(fn: Callable[..., Any], shared: Any) -> list:
     return [fn(shared, shard=0, shards=1)]
 
 
-def fit_model(current: AsOf, splits: list[tuple[AsOf, pl.DataFrame]], settings: Settings,
+def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settings: Settings,
               trainer: Trainer, map_shards: ShardMap = in_process) -> Model:
     """The generators as of ``current.day`` and the ranker trained on ``splits`` (latest
     first): the inputs as of each training day with the new positive pairs of the days after
-    it, as many days as it takes to reach ``ranker.max_train_rows``; each day's candidates are
-    generated in user shards by ``map_shards``."""
+    it, as many days as it takes to reach ``ranker.max_train_rows`` (the rest are never
+    read); each day's candidates are generated in user shards by ``map_shards``."""
     cfg, rcfg = settings.retrieval, settings.ranker
-    # The ranker can only weigh the interest memory if it had one on every training day.
-    use_interest = bool(splits) and all(asof.interest is not None for asof, _ in splits)
-    sets: list[TrainingSet] = []
-    for asof, truth in splits:
-        if sum(len(s[1]) for s in sets) >= rcfg.max_train_rows:
-            break
+    # The ranker can only weigh the interest memory if it had one on every day it learns from.
+    use_interest = True
+
+    def training_set(asof: AsOf, truth: pl.DataFrame) -> TrainingSet:
         ret = fit_retrieval(asof, cfg, trainer)
         shard = partial(labelled, truth=truth, cfg=rcfg, k=cfg.candidates,
                         new_item_days=cfg.new_item_days, use_interest=use_interest,
                         block=block_users(ret.n_items, settings.serve.memory_mb))
-        sets.append(merge_sets(map_shards(shard, ret)))
-    ranker = fit_ranker(sets, rcfg, settings.model.seed, use_interest=use_interest)
-    return Model(retrieval=fit_retrieval(current, cfg, trainer), ranker=ranker,
-                 training_days=len(sets))
+        return merge_sets(map_shards(shard, ret))
+
+    taken: list[tuple[AsOf, pl.DataFrame]] = []
+    sets: list[TrainingSet] = []
+    days = iter(splits)
+    # The generators as of the day fit beside the ranker's training: neither reads the
+    # other, and each leaves cores idle at times (one-core steps, the last booster).
+    with ThreadPoolExecutor(1) as pool:
+        retrieval = pool.submit(fit_retrieval, current, cfg, trainer)
+        # The cap is checked before the next day is read.
+        while sum(len(s[1]) for s in sets) < rcfg.max_train_rows:
+            if (day := next(days, None)) is None:
+                break
+            asof, truth = day
+            if use_interest and asof.interest is None:
+                # An earlier day without a memory (it started since): the later days,
+                # generated with it, are generated again without it.
+                use_interest = False
+                sets = [training_set(a, t) for a, t in taken]
+            taken.append((asof, truth))
+            sets.append(training_set(asof, truth))
+        ranker = fit_ranker(sets, rcfg, settings.model.seed,
+                            use_interest=use_interest and bool(sets))
+        return Model(retrieval=retrieval.result(), ranker=ranker, training_days=len(sets))
 
 
 def block_users(n_items: int, memory_mb: float) -> int:
@@ -100,50 +121,83 @@ def block_users(n_items: int, memory_mb: float) -> int:
     return max(1, int(memory_mb * 2**20 // max(n_items * _BLOCK_BYTES, 1)))
 
 
-def _blocks(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
-
-
 def ranked(model: Model, name: str, rows: np.ndarray, n: int, cfg: RetrievalSettings,
            exclude: sp.csr_matrix | None = None, item_mask: np.ndarray | None = None,
-           memory_mb: float = 512, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+           memory_mb: float = 512, device: str = "cpu", threads: int | None = None,
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Item rows (-1 padded) and scores of the best ``n`` per user row, best first, by model
     ``name``; ``exclude``: len(rows) x items, non-zero where an item must not be listed;
     ``item_mask``: True for items that may be listed at all; ``cfg``: the candidates the
-    ranker was trained with. Dot-product models are scored by ``top_n`` on ``device``."""
+    ranker was trained with. Dot-product models are scored by ``top_n`` on ``device``, the
+    others in user blocks, ``threads`` of them at once (default: the cores this process may
+    run on); a block's lists do not depend on the blocks beside it."""
+    return ranked_lists(model, (name,), rows, n, cfg, exclude, item_mask, memory_mb, device,
+                        threads)[name]
+
+
+def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
+                 cfg: RetrievalSettings, exclude: sp.csr_matrix | None = None,
+                 item_mask: np.ndarray | None = None, memory_mb: float = 512,
+                 device: str = "cpu", threads: int | None = None,
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``ranked`` for each of ``names``, block by block: the candidate lists share one
+    generation of candidates and one prediction."""
     ret = model.retrieval
     n = min(n, ret.n_items)
-    if name in DOT_PRODUCTS:
+    out = {}
+    for name in (m for m in names if m in DOT_PRODUCTS):
         users, items, mask = DOT_PRODUCTS[name](ret)
         if item_mask is not None:
             mask = item_mask if mask is None else mask & item_mask
-        return top_n(users[rows], items, n, exclude=exclude, item_mask=mask,
-                     memory_mb=memory_mb, device=device)
-    idx = np.full((len(rows), n), -1, dtype=np.int64)
-    scores = np.full((len(rows), n), -np.inf, dtype=np.float32)
-    size = block_users(ret.n_items, memory_mb)
-    # A bar on a terminal only (disable=None): the ranker scores ~1,000 users a second.
-    blocks = tqdm(_blocks(rows, size), total=-(-len(rows) // size), unit="block",
-                  desc=f"score {name}", leave=False, disable=None)
-    for b, block in enumerate(blocks):
-        at = slice(b * size, b * size + len(block))
+        out[name] = top_n(users[rows], items, n, exclude=exclude, item_mask=mask,
+                          memory_mb=memory_mb, device=device)
+    blocked = tuple(m for m in names if m not in DOT_PRODUCTS)
+    variants = tuple(m for m in blocked if m in CANDIDATES)
+    if variants and model.ranker is None:
+        raise ValueError(f"{variants[0]}: this model has no ranker (too little history to "
+                         "train one); its lists are a generator's")
+    for name in blocked:
+        out[name] = (np.full((len(rows), n), -1, dtype=np.int64),
+                     np.full((len(rows), n), -np.inf, dtype=np.float32))
+    threads = min(cpu_threads() if threads is None else threads, max(len(rows), 1))
+    # The blocks in flight at once share the memory budget.
+    size = block_users(ret.n_items, memory_mb / threads)
+
+    def score(start: int) -> None:
+        at = slice(start, start + size)
+        block = rows[at]
         excl = exclude[at] if exclude is not None else None
-        if name in CANDIDATES:
-            if model.ranker is None:
-                raise ValueError(f"{name}: this model has no ranker (too little history to "
-                                 "train one); its lists are a generator's")
-            idx[at], scores[at] = _ranker_block(model, block, n, cfg, excl, item_mask,
-                                                explored=name == EXPLORED)
-            continue
-        s = ret.scores(name, block)
-        if excl is not None:
-            coo = excl.tocoo()
-            s[coo.row, coo.col] = -np.inf
-        if item_mask is not None:
-            s[:, ~item_mask] = -np.inf
-        idx[at], scores[at] = rank_scores(s, n)
-    return idx, scores
+        if variants:
+            # One core per block when blocks run side by side.
+            lists = _ranker_block(model, block, n, cfg, excl, item_mask, variants,
+                                  threads=1 if threads > 1 else 0)
+            for name in variants:
+                out[name][0][at], out[name][1][at] = lists[name]
+        for name in (m for m in blocked if m not in CANDIDATES):
+            s = ret.scores(name, block)
+            if excl is not None:
+                coo = excl.tocoo()
+                s[coo.row, coo.col] = -np.inf
+            if item_mask is not None:
+                s[:, ~item_mask] = -np.inf
+            out[name][0][at], out[name][1][at] = rank_scores(s, n)
+
+    starts = range(0, len(rows), size) if blocked else range(0)
+    # A bar on a terminal only (disable=None): at 50 K items the ranker lists ~600 users a
+    # second.
+    with tqdm(total=len(starts), unit="block", desc=f"score {', '.join(blocked)}",
+              leave=False, disable=None) as bar:
+        if threads == 1:
+            for start in starts:
+                score(start)
+                bar.update()
+            return out
+        # NumPy, SciPy's sparse products and LightGBM release the GIL, so blocks score in
+        # parallel; BLAS threads inside each block would only oversubscribe the cores.
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(score, starts):
+                bar.update()
+    return out
 
 
 def explore(idx: np.ndarray, scores: np.ndarray, fresh: np.ndarray,
@@ -176,17 +230,21 @@ def explore(idx: np.ndarray, scores: np.ndarray, fresh: np.ndarray,
 
 def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings,
                   exclude: sp.csr_matrix | None, item_mask: np.ndarray | None,
-                  explored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  variants: tuple[str, ...] = (RANKER,), threads: int = 0,
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The ranker's order of each user's candidates; a user with fewer than ``n``
-    candidates gets the most popular remaining items after them. ``explored``: with
-    ``cfg.exploration_slots`` cold items placed among the first ``cfg.exploration_window``."""
+    candidates gets the most popular remaining items after them. ``variants``: RANKER, and
+    EXPLORED for the same lists with ``cfg.exploration_slots`` cold items placed among the
+    first ``cfg.exploration_window``; ``threads``: the ranker's prediction threads (0: every
+    core)."""
     ret = model.retrieval
     cand = candidates(ret, rows, cfg.candidates, cfg.new_item_days, exclude=exclude,
                       item_mask=item_mask, use_interest=model.ranker.uses_interest)
-    predicted = model.ranker.predict(cand.features).astype(np.float32)
+    predicted = model.ranker.predict(cand.features, threads).astype(np.float32)
     # Explored lists are built to the window's depth and cut after, so a shorter list is the
-    # start of a longer one: the slots sit at the same places whatever n is.
-    depth = min(max(n, cfg.exploration_window), ret.n_items) if explored else n
+    # start of a longer one: the slots sit at the same places whatever n is. The ranked list
+    # at any depth is the start of a deeper one too, so both variants cut one list.
+    depth = min(max(n, cfg.exploration_window), ret.n_items) if EXPLORED in variants else n
     best = best_of_rows(cand.local, cand.items, predicted, depth)
     idx = np.full((len(rows), depth), -1, dtype=np.int64)
     scores = np.full((len(rows), depth), -np.inf, dtype=np.float32)
@@ -195,7 +253,10 @@ def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings
     scores[best.local, best.ranks] = predicted[np.searchsorted(
         cand.local * ret.n_items + cand.items, best.local * ret.n_items + best.items)]
     idx, scores = _fill(ret, cand, idx, scores, depth, exclude, item_mask)
-    if explored and cfg.exploration_slots and ret.content.shape[1]:
+    out = {RANKER: (idx[:, :n], scores[:, :n])} if RANKER in variants else {}
+    if EXPLORED not in variants:
+        return out
+    if cfg.exploration_slots and ret.content.shape[1]:
         # The cold items most like the user's last ones: the ranker, trained where cold items
         # are rare, would rank them too low when many arrive at once.
         content = ret.scores("content", rows)
@@ -208,7 +269,8 @@ def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings
             content[:, ~item_mask] = -np.inf
         fresh, _ = rank_scores(content, cfg.exploration_slots)
         idx, scores = explore(idx, scores, fresh, cfg.exploration_window)
-    return idx[:, :n], scores[:, :n]
+    out[EXPLORED] = (idx[:, :n], scores[:, :n])
+    return out
 
 
 def _fill(ret: Retrieval, cand: Candidates, idx: np.ndarray, scores: np.ndarray, n: int,

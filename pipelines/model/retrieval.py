@@ -197,14 +197,20 @@ def cooccurrence_neighbors(confidence: sp.csr_matrix, k: int, block: int = 2048,
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
     xt = sp.csr_matrix(x.T)
+    inverse = 1 / norms
     parts = []
     for start in range(0, x.shape[1], block):
         stop = min(start + block, x.shape[1])
-        sims = (sp.diags(1 / norms[start:stop]) @ sp.csr_matrix(xt[start:stop] @ x)
-                @ sp.diags(1 / norms)).tocoo()
-        other = sims.col != sims.row + start  # an item is not its own neighbour
+        dots = sp.csr_matrix(xt[start:stop] @ x)
+        rows = np.repeat(np.arange(stop - start), np.diff(dots.indptr))
+        # Scaled in place, in the order a product with the two diagonals would (the same
+        # bits, without the copies).
+        cosines = inverse[start:stop][rows] * dots.data * inverse[dots.indices]
+        other = dots.indices != rows + start  # an item is not its own neighbour
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[other],
+                                                            minlength=stop - start))])
         parts.append(top_neighbors(sp.csr_matrix(
-            (sims.data[other], (sims.row[other], sims.col[other])), shape=sims.shape), k))
+            (cosines[other], dots.indices[other], indptr), shape=dots.shape), k))
     return sp.vstack(parts, format="csr").astype(np.float32) if parts else \
         sp.csr_matrix((0, 0), dtype=np.float32)
 

@@ -80,8 +80,13 @@ def default_block_users(n_items: int, n: int, *, memory_mb: float = 512,
     block = block_users_for(n_items, memory_mb / threads, n=n,
                             exclude_per_user=exclude_per_user, backend=backend)
     if device == "cpu":
-        block = min(block, max(1, HOST_BLOCK_MIB * 2**20 // (4 * max(n_items, 1))))
+        block = min(block, cache_rows(n_items))
     return block
+
+
+def cache_rows(n_items: int) -> int:
+    """Rows of a float32 block over ``n_items`` columns that fit in ``HOST_BLOCK_MIB``."""
+    return max(1, HOST_BLOCK_MIB * 2**20 // (4 * max(n_items, 1)))
 
 
 def resolve_backend(backend: str, device: str) -> tuple[str, str]:
@@ -270,7 +275,18 @@ def rank_scores(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if n == 0:
         return (np.zeros((scores.shape[0], 0), dtype=np.int64),
                 np.zeros((scores.shape[0], 0), dtype=np.float32))
-    return _rank_rows(np.asarray(scores, dtype=np.float32), n)
+    scores = np.asarray(scores, dtype=np.float32)
+    step = cache_rows(scores.shape[1])
+    if len(scores) <= step:
+        return _rank_rows(scores, n)
+    # Row by row the result is the same; the selection's copies of a cache-sized slice are
+    # read several times faster than those of a large block.
+    idx = np.empty((len(scores), n), dtype=np.int64)
+    best = np.empty((len(scores), n), dtype=np.float32)
+    for start in range(0, len(scores), step):
+        idx[start:start + step], best[start:start + step] = _rank_rows(
+            scores[start:start + step], n)
+    return idx, best
 
 
 def _rank_rows(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -297,10 +313,7 @@ def _select_n(scores: np.ndarray, n: int) -> np.ndarray:
     the items at or above it are the list unless more than n of them tie at the cut.
     """
     n_rows, n_items = scores.shape
-    part = scores.copy()
-    part.partition(n_items - n, axis=1)
-    threshold = part[:, n_items - n:n_items - n + 1].copy()
-    del part
+    threshold = _nth_best(scores, n)
     chosen = scores >= threshold
     # Every row holds at least n chosen items, so a total above n per row means some row has
     # more items tied at the cut than there is room for: those keep the lowest indices.
@@ -318,6 +331,32 @@ def _select_n(scores: np.ndarray, n: int) -> np.ndarray:
     # flatnonzero is several times faster than a 2-D nonzero; each row now holds exactly n.
     flat = np.flatnonzero(chosen).reshape(n_rows, n)
     return flat - np.arange(n_rows)[:, None] * n_items
+
+
+# Columns per segment whose maxima bound each row's n-th best score from below.
+_SEGMENT = 64
+
+
+def _nth_best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Each row's n-th best score (rows x 1). The n best maxima of ``_SEGMENT``-column
+    segments are n distinct items, so the n-th best score is at least the n-th best maximum:
+    only the few scores above that bound are sorted. With too few segments, or too many
+    scores at the bound (ties), a partitioned copy of the block gives it instead."""
+    n_rows, n_items = scores.shape
+    starts = np.arange(0, n_items, _SEGMENT)
+    if len(starts) >= 4 * n:
+        maxima = np.maximum.reduceat(scores, starts, axis=1)
+        m = maxima.shape[1]
+        keep = scores >= np.partition(maxima, m - n, axis=1)[:, m - n:m - n + 1]
+        counts = np.count_nonzero(keep, axis=1)
+        if counts.sum() <= scores.size // 8:  # the sort's arrays stay within the budget
+            values = scores[keep]
+            order = np.lexsort((-values, np.repeat(np.arange(n_rows), counts)))
+            first = np.cumsum(counts) - counts
+            return values[order][first + n - 1][:, None]
+    part = scores.copy()
+    part.partition(n_items - n, axis=1)
+    return part[:, n_items - n:n_items - n + 1].copy()
 
 
 def csr_from_pairs(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:

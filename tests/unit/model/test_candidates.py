@@ -134,6 +134,18 @@ def test_best_of_rows_orders_by_score_then_item_and_cuts_each_row() -> None:
     assert top.ranks.tolist() == [0, 1, 0, 1]
 
 
+def test_best_of_rows_ranks_signed_zeros_infinities_and_negatives_as_floats_compare() -> None:
+    values = np.float32([0.0, -0.0, np.inf, -np.inf, -1.5, 1e-45, -1e-45, 3e38, -3e38, 2.0])
+    rng = np.random.default_rng(0)
+    local = np.repeat(np.arange(4), 40)
+    items = np.tile(np.arange(40), 4)
+    scores = rng.choice(values, size=len(local))
+    top = best_of_rows(local, items, scores, 40)
+    want = np.lexsort((items, -scores, local))  # the rule, on the floats themselves
+    assert top.local.tolist() == local[want].tolist()
+    assert top.items.tolist() == items[want].tolist()
+
+
 def test_no_users_no_candidates() -> None:
     ret = world(0)
     cand = candidates(ret, np.zeros(0, dtype=np.int64), 5, 2,

@@ -214,3 +214,100 @@ def test_the_explored_candidate_lists_a_cold_item_the_ranked_one_need_not() -> N
     longer, _ = ranked(model, EXPLORED, rows, 12, cfg.retrieval, exclude=ret.seen[rows])
     short, _ = ranked(model, EXPLORED, rows, 3, cfg.retrieval, exclude=ret.seen[rows])
     assert (longer[:, :5] == explored).all() and (longer[:, :3] == short).all()
+    # One generation of candidates gives both lists, the same as one call for each; blocks
+    # scored side by side give the lists that one block after another does.
+    from pipelines.model.recommender import ranked_lists
+
+    both = ranked_lists(model, (*CANDIDATES, "pop_7d", "itemknn"), rows, 5, cfg.retrieval,
+                        exclude=ret.seen[rows], memory_mb=0.001, threads=3)
+    np.testing.assert_array_equal(both[RANKER][0], plain)
+    np.testing.assert_array_equal(both[EXPLORED][0], explored)
+    np.testing.assert_array_equal(both[EXPLORED][1], scores)
+    for name in ("pop_7d", "itemknn"):
+        one = ranked(model, name, rows, 5, cfg.retrieval, exclude=ret.seen[rows], threads=1)
+        np.testing.assert_array_equal(both[name][0], one[0])
+        np.testing.assert_array_equal(both[name][1], one[1])
+
+
+def test_a_capped_fit_reads_only_the_training_days_it_uses(world) -> None:
+    events, day, model = world
+    read = []
+
+    def days():
+        for j in range(4):
+            read.append(j)
+            yield (as_of(events, day - timedelta(days=j + 1)),
+                   _truth(events, day - timedelta(days=j)))
+
+    first = model.ranker.info["rows"] // 4
+    capped = fit_model(as_of(events, day), days(),
+                       replace(SETTINGS, ranker={"max_train_rows": first}), trainer)
+    assert read == list(range(capped.training_days)) and capped.training_days < 4
+
+
+def test_a_day_without_an_interest_memory_turns_it_off_for_every_day() -> None:
+    import dataclasses
+
+    events = ring_world(seed=2)
+    day = START + timedelta(days=DAYS - 2)
+    vectors = {i: [float(np.cos(n)), float(np.sin(n))] for n, i in enumerate(ITEMS)}
+    users = sorted({u for u, _, _ in events})
+    memory = pl.DataFrame({"user_id": users}).with_columns(pl.Series(
+        "vector", np.tile(np.float32([1.0, 0.5]), (len(users), 1)),
+        dtype=pl.Array(pl.Float32, 2)))
+
+    def split(j: int, interest: pl.DataFrame | None):
+        return (dataclasses.replace(as_of(events, day - timedelta(days=j + 1), vectors),
+                                    interest=interest),
+                _truth(events, day - timedelta(days=j)))
+
+    current = dataclasses.replace(as_of(events, day, vectors), interest=memory)
+    # The memory started two days ago: the third day, read last, has none.
+    model = fit_model(current, [split(j, memory if j < 2 else None) for j in range(3)],
+                      SETTINGS, trainer)
+    assert not model.ranker.uses_interest and model.training_days == 3
+    # The same ranker as one trained on days that never had the memory.
+    again = fit_model(current, [split(j, None) for j in range(3)], SETTINGS, trainer)
+    assert again.ranker.models == model.ranker.models
+    with_memory = fit_model(current, [split(j, memory) for j in range(3)], SETTINGS, trainer)
+    assert with_memory.ranker.uses_interest
+
+
+def test_boosters_trained_side_by_side_equal_those_trained_one_at_a_time(world, monkeypatch
+                                                                         ) -> None:
+    import pipelines.model.ranker as ranker_module
+
+    events, day, _ = world
+    splits = [(as_of(events, day - timedelta(days=1)), _truth(events, day))]
+    three = replace(SETTINGS, ranker={"ensemble": 3})
+    side_by_side = fit_model(as_of(events, day), splits, three, trainer)
+    monkeypatch.setattr(ranker_module, "cpu_threads", lambda: 1)
+    one_at_a_time = fit_model(as_of(events, day), splits, three, trainer)
+    assert side_by_side.ranker.models == one_at_a_time.ranker.models
+    assert len(set(side_by_side.ranker.models)) == 3
+
+
+def test_compiled_boosters_predict_what_lightgbm_does(world, monkeypatch) -> None:
+    import pipelines.model.ranker as ranker_module
+    from pipelines.model.ranker import Ranker, _compiled
+
+    events, day, model = world
+    ret = model.retrieval
+    rows = np.arange(ret.user_ids.len())
+    features = candidates(ret, rows, 5, 7, exclude=ret.seen[rows]).features
+    plain = Ranker(models=model.ranker.models, info=model.ranker.info)
+    want = plain.predict(features)
+    assert plain._compiled is None  # a small world stays on LightGBM
+    monkeypatch.setattr(ranker_module, "COMPILE_AFTER_ROWS", 0)
+    compiled = Ranker(models=model.ranker.models, info=model.ranker.info)
+    got = compiled.predict(features, threads=2)
+    assert compiled._compiled and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    explicit = Ranker(models=model.ranker.models, info=model.ranker.info)
+    assert explicit.compile(features)
+    np.testing.assert_array_equal(explicit.predict(features, threads=1), want)
+    # Boosters that do not reproduce LightGBM's predictions are not used.
+    other = fit_model(as_of(events, day), [(as_of(events, day - timedelta(days=2)),
+                                            _truth(events, day - timedelta(days=1)))],
+                      SETTINGS, trainer).ranker
+    assert _compiled(model.ranker.models, other._lightgbm(), features.astype(np.float64)) == []

@@ -132,3 +132,42 @@ def test_the_numpy_path_does_not_import_torch() -> None:
             "top_n(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 2); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rank_scores_in_cache_sized_slices_equals_one_block(monkeypatch) -> None:
+    import pipelines.serve.scoring as scoring
+
+    rng = np.random.default_rng(4)
+    scores = small_integers(rng, 37, 1, 3) * small_integers(rng, 1, 300, 3)
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    whole = scoring.rank_scores(scores, 25)
+    monkeypatch.setattr(scoring, "HOST_BLOCK_MIB", 1 / 1024)  # 1 KiB: 1 row of 300 floats
+    assert scoring.cache_rows(300) == 1
+    sliced = scoring.rank_scores(scores, 25)
+    np.testing.assert_array_equal(sliced[0], whole[0])
+    np.testing.assert_array_equal(sliced[1], whole[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :25]  # score desc, then index
+    best = np.take_along_axis(scores, order, axis=1)
+    np.testing.assert_array_equal(whole[0], np.where(np.isfinite(best), order, -1))
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "mostly_banned", "all_equal"])
+def test_the_nth_best_bound_gives_the_full_sort_rule(kind: str) -> None:
+    from pipelines.serve.scoring import _nth_best, rank_scores
+
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=(40, 3000)).astype(np.float32)
+    if kind == "ties":
+        scores = np.round(scores * 2).astype(np.float32)  # a handful of values, many ties
+    elif kind == "mostly_banned":
+        scores[rng.random(scores.shape) < 0.995] = -np.inf
+    elif kind == "all_equal":
+        scores[:] = 0
+    # 3,000 items make 47 segments: the bound is used for n = 10 (and for 'all_equal' the
+    # ties send it to the partitioned copy).
+    np.testing.assert_array_equal(_nth_best(scores, 10)[:, 0], -np.sort(-scores, axis=1)[:, 9])
+    idx, best = rank_scores(scores, 10)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    want = np.take_along_axis(scores, order, axis=1)
+    np.testing.assert_array_equal(idx, np.where(np.isfinite(want), order, -1))
+    np.testing.assert_array_equal(best, want)

@@ -107,10 +107,12 @@ def best_of_rows(local: np.ndarray, items: np.ndarray, scores: np.ndarray, k: in
 
 
 def _descending(local: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """One int64 key that sorts by ``local``, then float32 ``scores`` descending: a sort on
-    it does the work of two (the float's bits order like the float once negatives are
+    """One int64 key that sorts by ``local``, then float32 ``scores`` (no NaN) descending: a
+    sort on it does the work of two (the float's bits order like the float once negatives are
     flipped; adding 0 makes -0.0 equal to 0.0)."""
-    bits = (np.asarray(scores, dtype=np.float32) + np.float32(0)).view(np.int32).astype(np.int64)
+    if scores.dtype != np.float32:
+        raise TypeError(f"scores must be float32, not {scores.dtype}: the key holds 32 bits")
+    bits = (scores + np.float32(0)).view(np.int32).astype(np.int64)
     ascending = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
     return (local.astype(np.int64) << 32) + ((2**31 - 1) - ascending)
 
@@ -364,11 +366,20 @@ class Ranker:
     def compile(self, sample: np.ndarray) -> bool:
         """Compile the boosters now (once), checked on the first rows of ``sample``; whether
         predictions run on them."""
+        if not len(sample):
+            return False  # nothing to check them on: not yet
         with _COMPILING:
             if self._compiled is None:
                 self._compiled = _compiled(self.models, self._lightgbm(),
                                            np.asarray(sample[:4096], dtype=np.float64))
         return bool(self._compiled)
+
+    def __getstate__(self) -> dict:
+        # Boosters and compiled code are rebuilt where the ranker lands.
+        return {"models": self.models, "info": self.info}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
 
     def _lightgbm(self) -> list:
         import lightgbm as lgb

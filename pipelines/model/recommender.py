@@ -96,8 +96,10 @@ def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settin
     sets: list[TrainingSet] = []
     days = iter(splits)
     # The generators as of the day fit beside the ranker's training: neither reads the
-    # other, and each leaves cores idle at times (one-core steps, the last booster).
-    with ThreadPoolExecutor(1) as pool:
+    # other, and each leaves cores idle at times (one-core steps, the last booster). BLAS is
+    # held at one thread for the whole section: the fits' own limits, entered and left in
+    # either order, would otherwise restore each other's.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
         retrieval = pool.submit(fit_retrieval, current, cfg, trainer)
         # The cap is checked before the next day is read.
         while sum(len(s[1]) for s in sets) < rcfg.max_train_rows:
@@ -159,9 +161,15 @@ def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
     for name in blocked:
         out[name] = (np.full((len(rows), n), -1, dtype=np.int64),
                      np.full((len(rows), n), -np.inf, dtype=np.float32))
-    threads = min(cpu_threads() if threads is None else threads, max(len(rows), 1))
-    # The blocks in flight at once share the memory budget.
-    size = block_users(ret.n_items, memory_mb / threads)
+    # The blocks do not depend on the thread count (a block's products do, in their last
+    # bits, on its number of rows), so neither do the lists: ``memory_mb`` is per block in
+    # flight.
+    size = block_users(ret.n_items, memory_mb)
+    starts = range(0, len(rows), size) if blocked else range(0)
+    cores = threads or cpu_threads()
+    threads = max(1, min(cores, len(starts)))  # blocks side by side
+    # Each block's prediction gets the cores the blocks leave (one block: every core).
+    predict_threads = 0 if threads == 1 else max(1, cores // threads)
 
     def score(start: int) -> None:
         at = slice(start, start + size)
@@ -170,7 +178,7 @@ def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
         if variants:
             # One core per block when blocks run side by side.
             lists = _ranker_block(model, block, n, cfg, excl, item_mask, variants,
-                                  threads=1 if threads > 1 else 0)
+                                  threads=predict_threads)
             for name in variants:
                 out[name][0][at], out[name][1][at] = lists[name]
         for name in (m for m in blocked if m not in CANDIDATES):
@@ -182,7 +190,6 @@ def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
                 s[:, ~item_mask] = -np.inf
             out[name][0][at], out[name][1][at] = rank_scores(s, n)
 
-    starts = range(0, len(rows), size) if blocked else range(0)
     # A bar on a terminal only (disable=None): at 50 K items the ranker lists ~600 users a
     # second.
     with tqdm(total=len(starts), unit="block", desc=f"score {', '.join(blocked)}",

@@ -349,7 +349,9 @@ def _nth_best(scores: np.ndarray, n: int) -> np.ndarray:
         m = maxima.shape[1]
         keep = scores >= np.partition(maxima, m - n, axis=1)[:, m - n:m - n + 1]
         counts = np.count_nonzero(keep, axis=1)
-        if counts.sum() <= scores.size // 8:  # the sort's arrays stay within the budget
+        # The sort's arrays stay within the budget; a row with fewer than n kept (only with
+        # NaN scores) takes the partition, as any row did before.
+        if counts.sum() <= scores.size // 8 and (counts >= n).all():
             values = scores[keep]
             order = np.lexsort((-values, np.repeat(np.arange(n_rows), counts)))
             first = np.cumsum(counts) - counts

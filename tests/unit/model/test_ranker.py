@@ -280,6 +280,7 @@ def test_boosters_trained_side_by_side_equal_those_trained_one_at_a_time(world, 
     events, day, _ = world
     splits = [(as_of(events, day - timedelta(days=1)), _truth(events, day))]
     three = replace(SETTINGS, ranker={"ensemble": 3})
+    monkeypatch.setattr(ranker_module, "cpu_threads", lambda: 3)  # whatever this machine has
     side_by_side = fit_model(as_of(events, day), splits, three, trainer)
     monkeypatch.setattr(ranker_module, "cpu_threads", lambda: 1)
     one_at_a_time = fit_model(as_of(events, day), splits, three, trainer)
@@ -304,8 +305,15 @@ def test_compiled_boosters_predict_what_lightgbm_does(world, monkeypatch) -> Non
     assert compiled._compiled and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
     explicit = Ranker(models=model.ranker.models, info=model.ranker.info)
+    assert not explicit.compile(features[:0]) and explicit._compiled is None
     assert explicit.compile(features)
     np.testing.assert_array_equal(explicit.predict(features, threads=1), want)
+    # A compiled ranker travels (to a worker) as its models, and compiles again there.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(explicit))
+    assert copy == explicit and copy._compiled is None
+    np.testing.assert_array_equal(copy.predict(features), want)
     # Boosters that do not reproduce LightGBM's predictions are not used.
     other = fit_model(as_of(events, day), [(as_of(events, day - timedelta(days=2)),
                                             _truth(events, day - timedelta(days=1)))],

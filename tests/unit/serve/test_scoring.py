@@ -171,3 +171,16 @@ def test_the_nth_best_bound_gives_the_full_sort_rule(kind: str) -> None:
     want = np.take_along_axis(scores, order, axis=1)
     np.testing.assert_array_equal(idx, np.where(np.isfinite(want), order, -1))
     np.testing.assert_array_equal(best, want)
+
+
+def test_a_row_with_nan_scores_does_not_borrow_the_next_rows() -> None:
+    from pipelines.serve.scoring import _nth_best
+
+    rng = np.random.default_rng(6)
+    scores = rng.normal(size=(3, 3000)).astype(np.float32)
+    scores[0, 5:] = np.nan  # five comparable scores left in row 0
+    got = _nth_best(scores, 10)
+    want = [np.partition(row, len(row) - 10)[len(row) - 10] for row in scores]
+    # Row 0 has no 10th best (the partition's answer, NaN), rather than one of row 1's.
+    np.testing.assert_array_equal(got[:, 0], want)
+    assert np.isnan(got[0, 0])

@@ -166,14 +166,14 @@ def _at(scores: np.ndarray | sp.csr_matrix, local: np.ndarray, items: np.ndarray
         # Looked up by search among the sorted entries: SciPy's own lookup scans each row
         # when the pairs are few against the entries, as here.
         scores.sum_duplicates()  # canonical: one sorted entry per (row, column)
-        n_rows, n_cols = scores.shape
-        keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(scores.indptr)) * n_cols \
-            + scores.indices
+        entries = scores.tocoo()
+        n_cols = scores.shape[1]
+        keys = entries.row.astype(np.int64) * n_cols + entries.col
         wanted = local.astype(np.int64) * n_cols + items
         if not len(keys):
             return np.zeros(len(wanted), dtype=np.float32)
         pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        return np.where(keys[pos] == wanted, scores.data[pos], 0).astype(np.float32)
+        return np.where(keys[pos] == wanted, entries.data[pos], 0).astype(np.float32)
     return scores[local, items]
 
 

@@ -202,7 +202,7 @@ def cooccurrence_neighbors(confidence: sp.csr_matrix, k: int, block: int = 2048,
     for start in range(0, x.shape[1], block):
         stop = min(start + block, x.shape[1])
         dots = sp.csr_matrix(xt[start:stop] @ x)
-        rows = np.repeat(np.arange(stop - start), np.diff(dots.indptr))
+        rows = dots.tocoo().row
         # Scaled in place, in the order a product with the two diagonals would (the same
         # bits, without the copies).
         cosines = inverse[start:stop][rows] * dots.data * inverse[dots.indices]

@@ -98,18 +98,27 @@ class Top:
 
 def best_of_rows(local: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> Top:
     """The ``k`` best entries of each row among the given (row, item, score) ones, by score
-    descending, then lowest item index: ``rank_scores``' rule, without a dense block."""
-    order = np.lexsort((items, _descending(local, scores)))
-    local, items = local[order], items[order]
+    descending, then lowest item index: ``rank_scores``' rule, without a dense block. Rows and
+    items are non-negative."""
+    key = _descending(local, scores)
+    item_bits = int(items.max()).bit_length() if len(items) else 0
+    if len(items) and int(local.max()).bit_length() + 32 + item_bits <= 63:
+        # Row, score and item fit one int64, whose plain sort does the work of a lexsort on
+        # two keys (equal keys are equal entries: the sort need not be stable).
+        packed = np.sort((key << item_bits) | items)
+        local, items = packed >> (32 + item_bits), packed & ((1 << item_bits) - 1)
+    else:
+        order = np.lexsort((items, key))
+        local, items = local[order], items[order]
     ranks = np.arange(len(local)) - np.searchsorted(local, local)
     keep = ranks < k
     return Top(local[keep], items[keep], ranks[keep].astype(np.int32))
 
 
 def _descending(local: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """One int64 key that sorts by ``local``, then float32 ``scores`` (no NaN) descending: a
-    sort on it does the work of two (the float's bits order like the float once negatives are
-    flipped; adding 0 makes -0.0 equal to 0.0)."""
+    """One int64 key that sorts by ``local``, then float32 ``scores`` (no NaN) descending, in
+    its low 32 bits: a sort on it does the work of two (the float's bits order like the float
+    once negatives are flipped; adding 0 makes -0.0 equal to 0.0)."""
     if scores.dtype != np.float32:
         raise TypeError(f"scores must be float32, not {scores.dtype}: the key holds 32 bits")
     bits = (scores + np.float32(0)).view(np.int32).astype(np.int64)

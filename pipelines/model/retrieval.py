@@ -190,27 +190,32 @@ def top_neighbors(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 def cooccurrence_neighbors(confidence: sp.csr_matrix, k: int, block: int = 2048,
                            ) -> sp.csr_matrix:
-    """Items x items cosine of the (time-decayed) confidence columns, each item's ``k`` best
-    neighbours, itself excluded; computed ``block`` items at a time so memory stays at
-    block x items."""
+    """Items x items cosine of the (time-decayed, positive) confidence columns, each item's
+    ``k`` best neighbours, itself excluded; computed ``block`` items at a time so memory
+    stays at block x items."""
     x = sp.csc_matrix(confidence, dtype=np.float64)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
     xt = sp.csr_matrix(x.T)
+    # SciPy multiplies CSR by CSR: a CSC right operand would be converted on every block.
+    x = sp.csr_matrix(x)
     inverse = 1 / norms
     parts = []
     for start in range(0, x.shape[1], block):
         stop = min(start + block, x.shape[1])
         dots = sp.csr_matrix(xt[start:stop] @ x)
-        rows = dots.tocoo().row
+        rows = np.repeat(np.arange(stop - start), np.diff(dots.indptr))
         # Scaled in place, in the order a product with the two diagonals would (the same
         # bits, without the copies).
-        cosines = inverse[start:stop][rows] * dots.data * inverse[dots.indices]
-        other = dots.indices != rows + start  # an item is not its own neighbour
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[other],
-                                                            minlength=stop - start))])
-        parts.append(top_neighbors(sp.csr_matrix(
-            (cosines[other], dots.indices[other], indptr), shape=dots.shape), k))
+        dots.data *= inverse[start:stop][rows]
+        dots.data *= inverse[dots.indices]
+        # An item is not its own neighbour: below every cosine (all positive), it is kept
+        # only in a row of at most k entries, and dropped there.
+        dots.data[dots.indices == rows + start] = -1.0
+        top = top_neighbors(dots, k)
+        top.data[top.data < 0] = 0
+        top.eliminate_zeros()
+        parts.append(top)
     return sp.vstack(parts, format="csr").astype(np.float32) if parts else \
         sp.csr_matrix((0, 0), dtype=np.float32)
 

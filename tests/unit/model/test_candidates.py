@@ -140,10 +140,13 @@ def test_best_of_rows_ranks_signed_zeros_infinities_and_negatives_as_floats_comp
     local = np.repeat(np.arange(4), 40)
     items = np.tile(np.arange(40), 4)
     scores = rng.choice(values, size=len(local))
-    top = best_of_rows(local, items, scores, 40)
     want = np.lexsort((items, -scores, local))  # the rule, on the floats themselves
-    assert top.local.tolist() == local[want].tolist()
-    assert top.items.tolist() == items[want].tolist()
+    # Rows this far apart leave no room for one packed key: the two-key sort takes over.
+    for offset in (0, 2**30):
+        top = best_of_rows(local + offset, items, scores, 40)
+        assert top.local.tolist() == (local[want] + offset).tolist()
+        assert top.items.tolist() == items[want].tolist()
+        assert top.ranks.tolist() == np.tile(np.arange(40), 4).tolist()
 
 
 def test_no_users_no_candidates() -> None:

@@ -119,3 +119,26 @@ def test_neighbours_do_not_depend_on_the_block_size() -> None:
     whole = cooccurrence_neighbors(x, 5, block=30).toarray()
     np.testing.assert_allclose(cooccurrence_neighbors(x, 5, block=7).toarray(), whole,
                                atol=1e-6)
+
+
+def test_neighbours_are_the_best_cosines_of_other_items_with_ties_by_column() -> None:
+    """Against dense cosines: no item is its own neighbour, whether a row has more entries
+    than ``k`` or fewer."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    x = sp.random(50, 25, density=0.15, format="csr", random_state=rng, dtype=np.float64)
+    x.data = np.ceil(x.data * 3)  # few distinct values: many equal cosines
+    dense = x.toarray()
+    norms = np.linalg.norm(dense, axis=0)
+    norms[norms == 0] = 1.0
+    cosines = (dense.T @ dense) / np.outer(norms, norms)
+    np.fill_diagonal(cosines, 0)
+    for k in (3, 100):
+        got = cooccurrence_neighbors(x, k, block=8).toarray()
+        assert (np.diag(got) == 0).all()
+        for i in range(cosines.shape[0]):
+            others = np.flatnonzero(cosines[i] > 0)
+            keep = others[np.lexsort((others, -cosines[i, others]))][:k]
+            assert np.flatnonzero(got[i]).tolist() == sorted(keep.tolist())
+            np.testing.assert_allclose(got[i, keep], cosines[i, keep], rtol=1e-6)

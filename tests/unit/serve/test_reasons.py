@@ -39,3 +39,45 @@ def test_popular_items_without_a_similar_seen_item_read_popular_now() -> None:
     # x is popular too, but its similarity to Alpha is the more specific reason
     got = explain(lists, interactions, vecs, catalog, popular=pl.Series(["x", "y"]))
     assert got["reason"].to_list() == ["similar to Alpha", POPULAR, COLLABORATIVE]
+
+
+def test_reasons_do_not_depend_on_the_blocks_users_are_compared_in() -> None:
+    """Users a block at a time or all at once, lists in any row order, users and items without
+    vectors: each row's nearest seen title is the one a plain loop finds."""
+    rng = np.random.default_rng(3)
+    items = [f"i{j:02d}" for j in range(30)]
+    raw = rng.normal(size=(30, 8)).astype(np.float32)
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    with_vectors = items[:26]  # i26..i29 have none
+    vecs = _vectors("item_id", {i: unit[j].tolist() for j, i in enumerate(with_vectors)})
+    catalog = pl.DataFrame({"item_id": items, "title": [f"T{i}" for i in items]})
+    users = [f"u{j}" for j in range(12)]
+    interactions = pl.DataFrame([
+        {"user_id": u, "item_id": str(i), "confidence": float(rng.integers(1, 4))}
+        for u in users[:11] for i in rng.choice(items, size=rng.integers(1, 8), replace=False)])
+    lists = pl.DataFrame([
+        {"user_id": u, "rank": r + 1, "item_id": str(i), "score": 1.0}
+        for u in users for r, i in enumerate(rng.choice(items, size=6, replace=False))]
+    ).sample(fraction=1.0, shuffle=True, seed=1)
+    cold = pl.Series(items[20:])
+    got = [explain(lists, interactions, vecs, catalog, min_cosine=0.3, cold=cold,
+                   block_bytes=b)["reason"].to_list() for b in (1, 2**26)]
+    assert got[0] == got[1]
+
+    at = {i: j for j, i in enumerate(with_vectors)}
+    want = []
+    for u, i in lists.select("user_id", "item_id").iter_rows():
+        seen = [s for s in interactions.filter(pl.col("user_id") == u).sort(
+            ["confidence", "item_id"], descending=[True, False])["item_id"] if s in at]
+        if i not in at or not seen:
+            want.append(COLLABORATIVE)
+            continue
+        sims = [float(unit[at[i]] @ unit[at[s]]) for s in seen]
+        best = int(np.argmax(sims))
+        if i in cold:
+            want.append(f"new item like T{seen[best]}")
+        elif sims[best] >= 0.3:
+            want.append(f"similar to T{seen[best]}")
+        else:
+            want.append(COLLABORATIVE)
+    assert got[0] == want

@@ -4,8 +4,10 @@ interactions of the days after it; then the decision of which model's lists the 
 publishes.
 
 Reads the features, embeddings and clean events of the holdout and of the ranker's training
-days before its cut-off (merging features that were never aggregated) and the lift of the
-candidate the last run published; writes ``runs/ds=D/metrics.{parquet,json}``,
+days before its cut-off (merging features that were never aggregated), the generators train
+kept for the cut-off when their inputs are the same (``jobs.cutoff``; the summary's
+``cutoff_generators`` says whether they were), and the lift of the candidate the last run
+published; writes ``runs/ds=D/metrics.{parquet,json}``,
 ``runs/ds=D/lifts.parquet`` and ``runs/ds=D/decision.json``. With a fine-tuned encoder
 awaiting its evaluation, content similarity by it (``content_tuned``) is scored against the
 encoder in use on the same holdout, and ``encoders/<version>/decision.json`` says whether it
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -33,12 +36,15 @@ log = get_logger("tasks")
 
 
 def run(ctx: RunContext) -> dict:
+    from jobs.cutoff import CutoffGenerators
     from jobs.inputs import holdout, ranker_splits, recommendable
     from pipelines.core.engines import open_engine, shard_map
     from pipelines.evaluate.gate import decide, popularity_lift
     from pipelines.evaluate.holdout import LIFT_SCHEMA, evaluation_lists, lifts, score_lists
     from pipelines.model.recommender import fit_model
-    from pipelines.model.trainers import open_trainer
+    from pipelines.model.registry import fit_config
+    from pipelines.model.retrieval import fit_retrieval
+    from pipelines.model.trainers import als_backend, open_trainer
 
     started = time.perf_counter()
     ctx.lake.require(cat.CLEAN_EVENTS, ds=ctx.ds)
@@ -47,7 +53,7 @@ def run(ctx: RunContext) -> dict:
     lift_table = pl.DataFrame(schema=LIFT_SCHEMA)
     facts: dict = {"cutoff": ctx.ds.isoformat(), "holdout_days": 0, "train_pairs": 0,
                    "test_users": 0, "test_pairs": 0, "cold_test_pairs": 0, "ranker": None,
-                   "encoder": None}
+                   "encoder": None, "cutoff_generators": None}
     encoder = None
     with open_engine(settings) as engine, open_trainer(settings) as trainer:
         chosen = holdout(ctx, engine)
@@ -55,8 +61,13 @@ def run(ctx: RunContext) -> dict:
             h, train_in, truth = chosen
             cutoff = ctx.ds - timedelta(days=h)
             splits = ranker_splits(ctx, engine, cutoff, vectors_as_of=ctx.ds)
+            config = fit_config(settings, als_backend(settings))
+            generators = CutoffGenerators(ctx, train_in, config, partial(
+                fit_retrieval, train_in, settings.retrieval, trainer))
             with shard_map(settings) as shards:
-                model = fit_model(train_in, splits, settings, trainer, shards)
+                model = fit_model(train_in, splits, settings, trainer, shards,
+                                  current_fit=generators)
+            facts["cutoff_generators"] = generators.source
             lists = evaluation_lists(model, truth, settings)
             encoder = _compare_encoders(ctx, model, lists, truth, cutoff)
             cold = model.retrieval.item_ids.filter(model.retrieval.cold())

@@ -3,8 +3,10 @@ on the days before it, registered as a new model version.
 
 Reads the features, item vectors and interest memory of ``ds`` and of the ranker's training
 days (merging features that were never aggregated); writes ``models/<version>/`` and, in its
-summary, the version the day's lists use. With ``serve.shards`` above 1 the ranker's training
-candidates are generated in those user shards on Dask workers, as precompute's lists are.
+summary, the version the day's lists use, and keeps the generators of the training day that is
+evaluate's cut-off in ``generators/ds=D/`` (``jobs.cutoff``). With ``serve.shards`` above 1
+the ranker's training candidates are generated in those user shards on Dask workers, as
+precompute's lists are.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ log = get_logger("tasks")
 
 
 def run(ctx: RunContext) -> dict:
+    from jobs.cutoff import keeper
     from jobs.inputs import as_of, ranker_splits
     from pipelines.core.engines import open_engine, shard_map
     from pipelines.model.recommender import fit_model
@@ -30,17 +33,19 @@ def run(ctx: RunContext) -> dict:
     started = time.perf_counter()
     ctx.lake.require(cat.INTERACTIONS, ds=ctx.ds)
     ctx.lake.require(cat.INTEREST, ds=ctx.ds)
+    config = registry.fit_config(ctx.settings, als_backend(ctx.settings))
+    known: dict = {}  # input digests by day, computed once for the kept generators and lineage
     with open_engine(ctx.settings) as engine, open_trainer(ctx.settings) as trainer:
         current = as_of(ctx, engine, ctx.ds)
         splits = ranker_splits(ctx, engine, ctx.ds)
         with shard_map(ctx.settings) as shards:
-            model = fit_model(current, splits, ctx.settings, trainer, shards)
+            model = fit_model(current, splits, ctx.settings, trainer, shards,
+                              fitted=keeper(ctx, config, known))
     days = ctx.window(cat.CLEAN_EVENTS, days=ctx.settings.features.history_days)
     partitions = {"/".join(cat.CLEAN_EVENTS.partition_folder(ds=d)):
                   ctx.lake.sha256(cat.CLEAN_EVENTS, ds=d) for d in days}
     lineage = registry.lineage(ctx.ds.isoformat(), partitions, current,
-                               splits[:model.training_days])
-    config = registry.fit_config(ctx.settings, als_backend(ctx.settings))
+                               splits[:model.training_days], known)
     version = registry.model_version(f"{ctx.ds:%Y%m%d}", lineage, config)
     save(ctx, version, model, config, lineage)
     r = model.retrieval

@@ -240,6 +240,15 @@ MODEL_CONFIG = _d("model_config", "models/{version}/config.json", "json", "train
 MODEL_LINEAGE = _d("model_lineage", "models/{version}/lineage.json", "json", "train")
 MODEL_METRICS = _d("model_metrics", "models/{version}/metrics.json", "json", "publish",
                    doc="the holdout metrics and decision of the run that published it")
+# The generators train fitted as of its first training day, kept for evaluate's cut-off (the
+# same inputs, jobs.cutoff): the latest night's only.
+KEPT_USERS = _d("kept_users", "generators/ds={ds}/users.parquet", "parquet", "train")
+KEPT_ITEMS = _d("kept_items", "generators/ds={ds}/items.parquet", "parquet", "train")
+KEPT_ARRAY = _d("kept_array", "generators/ds={ds}/{array}.npy", "npy", "train")
+KEPT_MATRIX = _d("kept_matrix", "generators/ds={ds}/{matrix}.npz", "npz", "train")
+KEPT_KEY = _d("kept_key", "generators/ds={ds}/key.json", "json", "train",
+              doc="the day the generators are as of and the digest of their inputs and "
+                  "settings; written last")
 TRAIN_SUMMARY = _d("train_summary", "runs/ds={ds}/train.json", "json", "train",
                    record=TrainSummary)
 

@@ -76,17 +76,25 @@ def in_process(fn: Callable[..., Any], shared: Any) -> list:
 
 
 def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settings: Settings,
-              trainer: Trainer, map_shards: ShardMap = in_process) -> Model:
+              trainer: Trainer, map_shards: ShardMap = in_process,
+              current_fit: Callable[[], Retrieval] | None = None,
+              fitted: Callable[[AsOf, Retrieval], None] | None = None) -> Model:
     """The generators as of ``current.day`` and the ranker trained on ``splits`` (latest
     first): the inputs as of each training day with the new positive pairs of the days after
     it, as many days as it takes to reach ``ranker.max_train_rows`` (the rest are never
-    read); each day's candidates are generated in user shards by ``map_shards``."""
+    read); each day's candidates are generated in user shards by ``map_shards``.
+
+    ``current_fit``: how the generators as of ``current.day`` are had (default: fitted on
+    ``current``; evaluate may have them from train); ``fitted``: called with each training
+    day's inputs and generators once they are fitted (train keeps the ones evaluate needs)."""
     cfg, rcfg = settings.retrieval, settings.ranker
     # The ranker can only weigh the interest memory if it had one on every day it learns from.
     use_interest = True
 
     def training_set(asof: AsOf, truth: pl.DataFrame) -> TrainingSet:
         ret = fit_retrieval(asof, cfg, trainer)
+        if fitted is not None:
+            fitted(asof, ret)
         shard = partial(labelled, truth=truth, cfg=rcfg, k=cfg.candidates,
                         new_item_days=cfg.new_item_days, use_interest=use_interest,
                         block=block_users(ret.n_items, settings.serve.memory_mb))
@@ -100,7 +108,7 @@ def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settin
     # held at one thread for the whole section: the fits' own limits, entered and left in
     # either order, would otherwise restore each other's.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
-        retrieval = pool.submit(fit_retrieval, current, cfg, trainer)
+        retrieval = pool.submit(current_fit or partial(fit_retrieval, current, cfg, trainer))
         # The cap is checked before the next day is read.
         while sum(len(s[1]) for s in sets) < rcfg.max_train_rows:
             if (day := next(days, None)) is None:

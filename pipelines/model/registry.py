@@ -21,6 +21,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -59,20 +60,26 @@ def frame_digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+def input_digests(asof: AsOf) -> dict[str, str]:
+    """A digest of the columns a fit reads from each of the inputs ``asof`` has."""
+    return {name: frame_digest(frame.select(columns)) for name, columns in INPUT_COLUMNS.items()
+            if (frame := getattr(asof, name)) is not None}
+
+
 def lineage(ds: str, partitions: Mapping[str, str], current: AsOf,
-            splits: list[tuple[AsOf, pl.DataFrame]]) -> dict:
+            splits: list[tuple[AsOf, pl.DataFrame]],
+            known: Mapping[date, dict[str, str]] | None = None) -> dict:
     """The ``ds``, the input partitions with their hashes, and a digest of the columns the fit
-    read from each of its inputs and from those of every training split of the ranker."""
-    frames = {}
+    read from each of its inputs and from those of every training split of the ranker;
+    ``known``: the ``input_digests`` already computed, by the inputs' day."""
+    known = known or {}
+    digests = {}
     for prefix, asof in (("", current), *((f"split{j}_", a) for j, (a, _) in enumerate(splits))):
-        for name, columns in INPUT_COLUMNS.items():
-            frame = getattr(asof, name)
-            if frame is not None:
-                frames[prefix + name] = frame.select(columns)
+        of_day = known.get(asof.day) or input_digests(asof)
+        digests.update({prefix + name: digest for name, digest in of_day.items()})
     for j, (_, truth) in enumerate(splits):
-        frames[f"split{j}_truth"] = truth
-    return {"ds": ds, "partitions": dict(partitions),
-            "frames": {k: frame_digest(v) for k, v in frames.items()}}
+        digests[f"split{j}_truth"] = frame_digest(truth)
+    return {"ds": ds, "partitions": dict(partitions), "frames": digests}
 
 
 def fit_config(settings: Settings, backend: str) -> dict:

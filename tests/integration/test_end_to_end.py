@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from jobs.context import RunContext, default_run_id
 from pipelines.core import catalog as cat
@@ -130,3 +131,33 @@ def test_a_refused_ranker_leaves_the_best_baseline_and_force_publish_overrides(
     assert run["status"] == "success" and run["model_version"].endswith(":ranker")
     assert run["message"].startswith("published ranker; gate: force_publish despite")
     assert warehouse(two_days).query(ALL_ROWS).equals(before)
+
+
+def test_evaluate_takes_the_generators_train_kept_for_its_cut_off(
+        two_nights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train keeps the generators of its first training day, which are evaluate's cut-off's;
+    evaluate takes them, and the metrics are those of generators it fits itself."""
+    settings = copy_workspace(two_nights, tmp_path / "ws")
+    lake = RunContext(settings, DAY2, "-").lake
+    assert lake.days(cat.KEPT_KEY) == [DAY2]  # the first night's were removed
+    kept = lake.read(cat.KEPT_KEY, ds=DAY2)
+    assert kept["day"] == (DAY2 - timedelta(days=settings.eval.holdout_days)).isoformat()
+    summary = lake.read_dict(cat.EVALUATE_SUMMARY, ds=DAY2)
+    assert summary["cutoff_generators"] == "kept by train"
+    night = lake.read(cat.METRICS, ds=DAY2)
+
+    def evaluate() -> str:
+        assert recs_cli(settings, monkeypatch, "task", "evaluate", "--ds", DAY2.isoformat()) == 0
+        return lake.read_dict(cat.EVALUATE_SUMMARY, ds=DAY2)["cutoff_generators"]
+
+    def same_metrics() -> None:
+        # Up to the order a mean over users adds them in.
+        assert_frame_equal(lake.read(cat.METRICS, ds=DAY2), night, check_exact=False,
+                           rel_tol=1e-12, abs_tol=1e-15)
+
+    lake.write(cat.KEPT_KEY, {**kept, "key": "0" * 64}, ds=DAY2)  # as if of other inputs
+    assert evaluate() == "fitted"
+    same_metrics()
+    lake.remove_partition(cat.KEPT_KEY, ds=DAY2)
+    assert evaluate() == "fitted"
+    same_metrics()

@@ -1,0 +1,92 @@
+"""The generators as of evaluate's cut-off, kept from train.
+
+Train fits the generators as of each of the ranker's training days, the first of them as of
+``ds - ranker.label_days``; evaluate fits them as of its cut-off, ``ds - eval.holdout_days``
+when the holdout is not widened. With both at 7 (the defaults) the two read the same inputs,
+so train keeps what it fitted for that day under ``lake/generators/ds=D/``, with a key (the
+digest of the inputs and of the fit's settings), and evaluate takes them instead of fitting
+them again when its cut-off's key is the same. Only the latest night's are kept: train removes
+the others. A lake without them, or with other inputs, is evaluated the same way, only slower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from jobs.context import RunContext
+from jobs.logs import get_logger
+from pipelines.core import catalog as cat
+from pipelines.model import registry
+from pipelines.model.recommender import Model
+from pipelines.model.retrieval import AsOf, Retrieval
+
+log = get_logger("cutoff")
+
+
+def cutoff_key(day: date, digests: dict[str, str], config: dict) -> str:
+    """The key of generators as of ``day`` fitted on inputs of ``registry.input_digests``
+    ``digests`` with settings ``config`` (``registry.fit_config``)."""
+    return hashlib.sha256(json.dumps({"day": day.isoformat(), "inputs": digests,
+                                      "config": config}, sort_keys=True).encode()).hexdigest()
+
+
+def keeper(ctx: RunContext, config: dict,
+           known: dict[date, dict[str, str]]) -> Callable[[AsOf, Retrieval], None]:
+    """For train: removes every night's kept generators, and returns the ``fit_model`` hook
+    that keeps those of evaluate's cut-off day; the input digests it computes go into
+    ``known`` (the lineage reads them there)."""
+    for day in ctx.lake.days(cat.KEPT_KEY):
+        ctx.lake.remove_partition(cat.KEPT_KEY, ds=day)
+    cutoff = ctx.ds - timedelta(days=ctx.settings.eval.holdout_days)
+
+    def keep(asof: AsOf, ret: Retrieval) -> None:
+        if asof.day != cutoff or asof.day in known:  # kept already (a regenerated day)
+            return
+        known[asof.day] = registry.input_digests(asof)
+        parts = registry.to_parts(Model(retrieval=ret, ranker=None))
+        ctx.lake.write(cat.KEPT_USERS, parts.users, quiet=True, ds=ctx.ds)
+        ctx.lake.write(cat.KEPT_ITEMS, parts.items, quiet=True, ds=ctx.ds)
+        for name, array in parts.arrays.items():
+            ctx.lake.write(cat.KEPT_ARRAY, array, quiet=True, ds=ctx.ds, array=name)
+        for name, matrix in parts.matrices.items():
+            ctx.lake.write(cat.KEPT_MATRIX, matrix, quiet=True, ds=ctx.ds, matrix=name)
+        ctx.lake.write(cat.KEPT_KEY, {"day": asof.day.isoformat(), "key": cutoff_key(
+            asof.day, known[asof.day], config)}, ds=ctx.ds)
+        log.info("kept the generators as of %s for evaluate's cut-off", asof.day)
+
+    return keep
+
+
+class CutoffGenerators:
+    """For evaluate: the generators as of its cut-off ``asof.day``, kept by train when their
+    key is this cut-off's, else ``fit()``; called by ``fit_model`` (``current_fit``), after
+    which ``source`` says which it was."""
+
+    def __init__(self, ctx: RunContext, asof: AsOf, config: dict,
+                 fit: Callable[[], Retrieval]) -> None:
+        self.ctx, self.asof, self.config, self.fit = ctx, asof, config, fit
+        self.source = "not yet"
+
+    def __call__(self) -> Retrieval:
+        lake, ds, day = self.ctx.lake, self.ctx.ds, self.asof.day
+        if lake.exists(cat.KEPT_KEY, ds=ds):
+            kept = lake.read(cat.KEPT_KEY, ds=ds)
+            if kept["day"] == day.isoformat() and kept["key"] == cutoff_key(
+                    day, registry.input_digests(self.asof), self.config):
+                log.info("the generators as of %s are the ones train kept", day)
+                self.source = "kept by train"
+                return registry.from_parts(registry.Parts(
+                    users=lake.read(cat.KEPT_USERS, ds=ds),
+                    items=lake.read(cat.KEPT_ITEMS, ds=ds),
+                    arrays={name: lake.read(cat.KEPT_ARRAY, ds=ds, array=name)
+                            for name in registry.ARRAYS},
+                    matrices={name: lake.read(cat.KEPT_MATRIX, ds=ds, matrix=name)
+                              for name in registry.MATRICES},
+                    ranker=None)).retrieval
+            log.info("the generators train kept for %s are not of these inputs and settings: "
+                     "fitted again", kept["day"])
+        self.source = "fitted"
+        return self.fit()

@@ -247,8 +247,8 @@ KEPT_ITEMS = _d("kept_items", "generators/ds={ds}/items.parquet", "parquet", "tr
 KEPT_ARRAY = _d("kept_array", "generators/ds={ds}/{array}.npy", "npy", "train")
 KEPT_MATRIX = _d("kept_matrix", "generators/ds={ds}/{matrix}.npz", "npz", "train")
 KEPT_KEY = _d("kept_key", "generators/ds={ds}/key.json", "json", "train",
-              doc="the day the generators are as of and the digest of their inputs and "
-                  "settings; written last")
+              doc="the day the generators are as of and the digest of their inputs, "
+                  "settings and fitting code; written last")
 TRAIN_SUMMARY = _d("train_summary", "runs/ds={ds}/train.json", "json", "train",
                    record=TrainSummary)
 

@@ -155,7 +155,11 @@ def test_evaluate_takes_the_generators_train_kept_for_its_cut_off(
         assert_frame_equal(lake.read(cat.METRICS, ds=DAY2), night, check_exact=False,
                            rel_tol=1e-12, abs_tol=1e-15)
 
-    lake.write(cat.KEPT_KEY, {**kept, "key": "0" * 64}, ds=DAY2)  # as if of other inputs
+    lake.write(cat.KEPT_KEY, {**kept, "fit_key": "0" * 64}, ds=DAY2)  # as if of other inputs
+    assert evaluate() == "fitted"
+    same_metrics()
+    lake.write(cat.KEPT_KEY, kept, ds=DAY2)
+    lake.remove(cat.KEPT_ARRAY, ds=DAY2, array="item_factors")  # the key, but not the files
     assert evaluate() == "fitted"
     same_metrics()
     lake.remove_partition(cat.KEPT_KEY, ds=DAY2)

@@ -19,8 +19,9 @@ from typing import Any
 
 import polars as pl
 
+# fit_key: the kept generators' key hashes the code that fits them (the files themselves count).
 VOLATILE_KEYS = frozenset({"started_at", "finished_at", "seconds", "validated_at",
-                           "pairs_per_s"})
+                           "pairs_per_s", "fit_key"})
 # GX names each validation result folder by the time it ran.
 GX_TIME = re.compile(r"\d{8}T\d{6}\.\d+Z")
 PATH_ONLY = (".html", ".css", ".js", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".eot")

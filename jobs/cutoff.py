@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
+from jobs.tasks.train import KEPT_FILES, read_parts, write_parts
 from pipelines.core import catalog as cat
 from pipelines.embed import encoder
 from pipelines.model import als, registry, retrieval, spark_als, trainers
@@ -36,7 +37,7 @@ _FITTING_CODE = (retrieval, als, spark_als, trainers, encoder)
 def _code_digest() -> str:
     digest = hashlib.sha256()
     for module in _FITTING_CODE:
-        digest.update(Path(module.__file__ or "").read_bytes())
+        digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(json.dumps([registry.ARRAYS, registry.MATRICES]).encode())
     return digest.hexdigest()
 
@@ -68,13 +69,8 @@ def keeper(ctx: RunContext, config: dict,
         if asof.day != cutoff or asof.day in known:  # kept already (a regenerated day)
             return
         known[asof.day] = registry.input_digests(asof)
-        parts = registry.to_parts(Model(retrieval=ret, ranker=None))
-        ctx.lake.write(cat.KEPT_USERS, parts.users, quiet=True, ds=ctx.ds)
-        ctx.lake.write(cat.KEPT_ITEMS, parts.items, quiet=True, ds=ctx.ds)
-        for name, array in parts.arrays.items():
-            ctx.lake.write(cat.KEPT_ARRAY, array, quiet=True, ds=ctx.ds, array=name)
-        for name, matrix in parts.matrices.items():
-            ctx.lake.write(cat.KEPT_MATRIX, matrix, quiet=True, ds=ctx.ds, matrix=name)
+        write_parts(ctx, KEPT_FILES, registry.to_parts(Model(retrieval=ret, ranker=None)),
+                    ds=ctx.ds)
         ctx.lake.write(cat.KEPT_KEY, {"day": asof.day.isoformat(), "fit_key": cutoff_key(
             asof.day, known[asof.day], config)}, ds=ctx.ds)
         log.info("kept the generators as of %s for evaluate's cut-off", asof.day)
@@ -99,14 +95,8 @@ class CutoffGenerators:
             if kept["day"] == day.isoformat() and kept["fit_key"] == cutoff_key(
                     day, registry.input_digests(self.asof), self.config):
                 try:
-                    ret = registry.from_parts(registry.Parts(
-                        users=lake.read(cat.KEPT_USERS, ds=ds),
-                        items=lake.read(cat.KEPT_ITEMS, ds=ds),
-                        arrays={name: lake.read(cat.KEPT_ARRAY, ds=ds, array=name)
-                                for name in registry.ARRAYS},
-                        matrices={name: lake.read(cat.KEPT_MATRIX, ds=ds, matrix=name)
-                                  for name in registry.MATRICES},
-                        ranker=None)).retrieval
+                    ret = registry.from_parts(read_parts(self.ctx, KEPT_FILES, None,
+                                                         ds=ds)).retrieval
                 except (OSError, ValueError) as exc:
                     log.warning("the generators train kept for %s cannot be read (%s): "
                                 "fitted again", day, exc)

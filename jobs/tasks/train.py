@@ -12,6 +12,7 @@ precompute's lists are.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
@@ -58,15 +59,46 @@ def run(ctx: RunContext) -> dict:
                        seconds=time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class PartFiles:
+    """The datasets a fitted retrieval's parts are stored in (``registry.Parts``, its ranker
+    aside): a model version's, or the generators kept for evaluate (``jobs.cutoff``)."""
+
+    users: cat.Dataset
+    items: cat.Dataset
+    array: cat.Dataset
+    matrix: cat.Dataset
+
+
+MODEL_FILES = PartFiles(cat.MODEL_USERS, cat.MODEL_ITEMS, cat.MODEL_ARRAY, cat.MODEL_MATRIX)
+KEPT_FILES = PartFiles(cat.KEPT_USERS, cat.KEPT_ITEMS, cat.KEPT_ARRAY, cat.KEPT_MATRIX)
+
+
+def write_parts(ctx: RunContext, files: PartFiles, parts: registry.Parts, **keys: object,
+                ) -> None:
+    ctx.lake.write(files.users, parts.users, quiet=True, **keys)
+    ctx.lake.write(files.items, parts.items, quiet=True, **keys)
+    for name, array in parts.arrays.items():
+        ctx.lake.write(files.array, array, quiet=True, array=name, **keys)
+    for name, matrix in parts.matrices.items():
+        ctx.lake.write(files.matrix, matrix, quiet=True, matrix=name, **keys)
+
+
+def read_parts(ctx: RunContext, files: PartFiles, ranker: str | None, **keys: object,
+               ) -> registry.Parts:
+    return registry.Parts(
+        users=ctx.lake.read(files.users, **keys), items=ctx.lake.read(files.items, **keys),
+        arrays={name: ctx.lake.read(files.array, array=name, **keys)
+                for name in registry.ARRAYS},
+        matrices={name: ctx.lake.read(files.matrix, matrix=name, **keys)
+                  for name in registry.MATRICES},
+        ranker=ranker)
+
+
 def save(ctx: RunContext, version: str, model: Model, config: dict, lineage: dict) -> None:
     """Every file of the version; the lineage last, so a complete version has one."""
     parts = registry.to_parts(model)
-    ctx.lake.write(cat.MODEL_USERS, parts.users, quiet=True, version=version)
-    ctx.lake.write(cat.MODEL_ITEMS, parts.items, quiet=True, version=version)
-    for name, array in parts.arrays.items():
-        ctx.lake.write(cat.MODEL_ARRAY, array, quiet=True, version=version, array=name)
-    for name, matrix in parts.matrices.items():
-        ctx.lake.write(cat.MODEL_MATRIX, matrix, quiet=True, version=version, matrix=name)
+    write_parts(ctx, MODEL_FILES, parts, version=version)
     failpoint("train:saving")
     if parts.ranker is not None:
         ctx.lake.write(cat.MODEL_RANKER, parts.ranker.encode(), quiet=True, version=version)
@@ -81,14 +113,7 @@ def load(ctx: RunContext, version: str) -> Model:
     ctx.lake.require(cat.MODEL_LINEAGE, version=version)
     ranker = (ctx.lake.read(cat.MODEL_RANKER, version=version).decode()
               if ctx.lake.exists(cat.MODEL_RANKER, version=version) else None)
-    return registry.from_parts(registry.Parts(
-        users=ctx.lake.read(cat.MODEL_USERS, version=version),
-        items=ctx.lake.read(cat.MODEL_ITEMS, version=version),
-        arrays={name: ctx.lake.read(cat.MODEL_ARRAY, version=version, array=name)
-                for name in registry.ARRAYS},
-        matrices={name: ctx.lake.read(cat.MODEL_MATRIX, version=version, matrix=name)
-                  for name in registry.MATRICES},
-        ranker=ranker))
+    return registry.from_parts(read_parts(ctx, MODEL_FILES, ranker, version=version))
 
 
 def day_model(ctx: RunContext) -> str:

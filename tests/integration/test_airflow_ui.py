@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from selenium import webdriver
@@ -37,7 +38,7 @@ from jobs.rawdata import write_days
 from jobs.tools.local_airflow import USER, LocalAirflow, service_env
 from pipelines.core import catalog as cat
 from pipelines.core.settings import Settings, replace
-from tests.support.workspace import make_settings, shared_dataset, write_config
+from tests.support.workspace import SHORT_TEXTS, make_settings, shared_dataset, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -58,7 +59,7 @@ def _free_port() -> int:
 
 
 def _settings(root: Path) -> Settings:
-    return replace(make_settings(root), validate={"accept_anomalies": True})
+    return replace(make_settings(root), validate={"accept_anomalies": True}, embed=SHORT_TEXTS)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,8 @@ def airflow(tmp_path: Path, movielens_history: Path) -> Iterator[tuple[LocalAirf
 
 
 def _runs(af: LocalAirflow) -> dict[str, dict]:
-    return {r["logical_date"][:10]: r for r in af.cli_json("dags", "list-runs", "recs_nightly")}
+    return {r["logical_date"][:10]: r
+            for r in af.api("dags/recs_nightly/dagRuns?limit=100")["dag_runs"]}
 
 
 def _wait_for_runs(af: LocalAirflow, days: list[date], timeout: float = 600) -> dict[str, dict]:
@@ -230,7 +232,7 @@ def _wait_for_runs(af: LocalAirflow, days: list[date], timeout: float = 600) -> 
         if all(state == "success" for state in states.values()):
             return runs
         assert time.monotonic() < deadline, f"runs not done after {timeout:.0f} s: {states}"
-        time.sleep(5)
+        time.sleep(2)
 
 
 def test_an_operator_triggers_and_backfills_from_the_ui(airflow, movielens_history: Path,
@@ -257,8 +259,8 @@ def test_an_operator_triggers_and_backfills_from_the_ui(airflow, movielens_histo
         driver.quit()
 
     assert {d: r["state"] for d, r in runs.items()} == {d.isoformat(): "success" for d in DAYS}
-    assert runs[TRIGGERED.isoformat()]["run_id"].startswith("manual__")
-    assert all(runs[d.isoformat()]["run_id"].startswith("backfill__") for d in BACKFILLED)
+    assert runs[TRIGGERED.isoformat()]["dag_run_id"].startswith("manual__")
+    assert all(runs[d.isoformat()]["dag_run_id"].startswith("backfill__") for d in BACKFILLED)
 
     wh = RunContext(settings, DAYS[-1], "-").warehouse()
     per_user = wh.query("select ds, max(rank) as n, count(distinct user_id) as users "
@@ -269,7 +271,7 @@ def test_an_operator_triggers_and_backfills_from_the_ui(airflow, movielens_histo
     assert wh.query("select distinct ds from recs.recommendations_current")["ds"].to_list() == [
         DAYS[-1]]
     assert wh.query("select run_id, status from recs.pipeline_runs order by ds").rows() == [
-        (runs[d.isoformat()]["run_id"], "success") for d in DAYS]
+        (runs[d.isoformat()]["dag_run_id"], "success") for d in DAYS]
 
     # The same lists as `recs run` of the same days (the triggered one with its param).
     clean = tmp_path / "clean"
@@ -282,16 +284,15 @@ def test_an_operator_triggers_and_backfills_from_the_ui(airflow, movielens_histo
     assert _published(settings) == _published(_settings(clean))
 
     # depends_on_past: each day's validate, embed and publish started after the day before's.
-    states = {d: {t["task_id"]: t for t in af.cli_json("tasks", "states-for-dag-run",
-                                                       "recs_nightly",
-                                                       runs[d.isoformat()]["run_id"])}
-              for d in DAYS}
+    states = {d: {t["task_id"]: t for t in af.api(
+        f"dags/recs_nightly/dagRuns/{quote(runs[d.isoformat()]['dag_run_id'], safe='')}"
+        "/taskInstances?limit=100")["task_instances"]} for d in DAYS}
     for before, after in zip(DAYS, DAYS[1:], strict=False):
         for task in ("validate", "embed", "publish"):
             assert states[after][task]["start_date"] >= states[before][task]["end_date"], task
 
     # The publish task's log carries the run's context and links the report.
-    run_id = runs[DAYS[-1].isoformat()]["run_id"]
+    run_id = runs[DAYS[-1].isoformat()]["dag_run_id"]
     log = next((af.home / "logs" / "dag_id=recs_nightly" / f"run_id={run_id}"
                 / "task_id=publish").glob("attempt=*.log")).read_text()
     ctx = RunContext(settings, DAYS[-1], run_id)

@@ -13,9 +13,14 @@ import pytest
 from jobs.context import RunContext, default_run_id
 from jobs.flow import run_flow
 from pipelines.core import catalog as cat
-from pipelines.core.settings import Settings
+from pipelines.core.settings import Settings, replace
 from pipelines.model.retrieval import BASELINES
-from tests.support.workspace import ML100K_LAST_DAY, movielens_settings, shared_dataset
+from tests.support.workspace import (
+    ML100K_LAST_DAY,
+    SHORT_TEXTS,
+    movielens_settings,
+    shared_dataset,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +71,8 @@ def test_experiment_scores_published_lists_against_every_baseline(ml100k_validat
     # The validated history is the experiment's workspace: only the last day is validated.
     shutil.copytree(ml100k_validated, tmp_path / "validated")
     cutoff = date(1998, 3, 22)
-    table = run_experiment("movielens", tmp_path, Settings(), shared_dataset("ml-100k"),
-                           [cutoff])
+    table = run_experiment("movielens", tmp_path, replace(Settings(), embed=SHORT_TEXTS),
+                           shared_dataset("ml-100k"), [cutoff])
     assert table["cutoff"].to_list() == [cutoff.isoformat(), "mean"]
     row = table.row(0, named=True)
     assert row["test_users"] > 50

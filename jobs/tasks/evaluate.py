@@ -17,11 +17,13 @@ is adopted (``pipelines.evaluate.encoders``).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
@@ -41,9 +43,9 @@ def run(ctx: RunContext) -> dict:
     from pipelines.core.engines import open_engine, shard_map
     from pipelines.evaluate.gate import decide, popularity_lift
     from pipelines.evaluate.holdout import LIFT_SCHEMA, evaluation_lists, lifts, score_lists
-    from pipelines.model.recommender import fit_model
+    from pipelines.model.recommender import Model, fit_model
     from pipelines.model.registry import fit_config
-    from pipelines.model.retrieval import fit_retrieval
+    from pipelines.model.retrieval import BASELINES, Retrieval, fit_retrieval
     from pipelines.model.trainers import als_backend, open_trainer
 
     started = time.perf_counter()
@@ -64,11 +66,25 @@ def run(ctx: RunContext) -> dict:
             config = fit_config(settings, als_backend(settings))
             generators = CutoffGenerators(ctx, train_in, config, partial(
                 fit_retrieval, train_in, settings.retrieval, trainer))
-            with shard_map(settings) as shards:
+
+            def baselines() -> tuple[Retrieval, dict[str, pl.DataFrame]]:
+                retrieval = generators()
+                return retrieval, evaluation_lists(Model(retrieval, None), truth, settings,
+                                                   names=BASELINES)
+
+            # The baselines need only the cut-off's generators: they are listed beside the
+            # ranker's training, whose one-core steps (co-occurrence, the last booster)
+            # would leave a core idle. BLAS stays at one thread throughout (threadpoolctl's
+            # limits are the process's: entered once here, none inside restores another).
+            with threadpool_limits(limits=1, user_api="blas"), \
+                    ThreadPoolExecutor(1) as side, shard_map(settings) as shards:
+                cutoff_side = side.submit(baselines)
                 model = fit_model(train_in, splits, settings, trainer, shards,
-                                  current_fit=generators)
+                                  current_fit=lambda: cutoff_side.result()[0])
+                ranked = model.candidates(settings.retrieval)
+                lists = {**(evaluation_lists(model, truth, settings, names=ranked)
+                            if ranked else {}), **cutoff_side.result()[1]}
             facts["cutoff_generators"] = generators.source
-            lists = evaluation_lists(model, truth, settings)
             encoder = _compare_encoders(ctx, model, lists, truth, cutoff)
             cold = model.retrieval.item_ids.filter(model.retrieval.cold())
             item_users = train_in.items.select("item_id", pl.col("n_users").alias("users"))

@@ -18,6 +18,7 @@ import hashlib
 import io
 import re
 import string
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -295,6 +296,23 @@ def match(relative_path: str, raw: bool = False) -> list[Dataset]:
 
 # --- access ------------------------------------------------------------------------------------
 
+def npz_bytes(matrix: sp.csr_matrix) -> bytes:
+    """The file ``sp.save_npz`` writes (``sp.load_npz`` reads it), deflated at level 1 and with
+    fixed member dates: a fifth of the default level's time for a few percent more bytes, and
+    the same matrix gives the same bytes."""
+    members = {"indices": matrix.indices, "indptr": matrix.indptr, "format": np.array(b"csr"),
+               "shape": np.array(matrix.shape), "data": matrix.data}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, array in members.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                             member.getvalue(), compress_type=zipfile.ZIP_DEFLATED,
+                             compresslevel=1)
+    return buf.getvalue()
+
+
 @dataclass
 class Lake:
     """Typed reads and writes of declared datasets under one root (the lake, or the raw area
@@ -430,9 +448,7 @@ class Lake:
             np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
             self.store.write_bytes(buf.getvalue(), *parts, quiet=quiet)
         elif dataset.format == "npz":
-            buf = io.BytesIO()
-            sp.save_npz(buf, sp.csr_matrix(value), compressed=True)
-            self.store.write_bytes(buf.getvalue(), *parts, quiet=quiet)
+            self.store.write_bytes(npz_bytes(sp.csr_matrix(value)), *parts, quiet=quiet)
         elif dataset.format == "bytes":
             self.store.write_bytes(value, *parts, quiet=quiet)
         else:

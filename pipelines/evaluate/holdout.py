@@ -102,19 +102,28 @@ def score_lists(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, ks: tuple[i
     return pl.DataFrame(rows, schema=METRIC_SCHEMA)
 
 
+def resampled_users(n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """resamples x n: the users (positions) each bootstrap resample draws."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
 def bootstrap_lift(candidate: np.ndarray, baseline: np.ndarray, resamples: int,
-                   seed: int = 0) -> tuple[float, float, float]:
+                   seed: int = 0, picks: np.ndarray | None = None,
+                   ) -> tuple[float, float, float]:
     """The lift mean(candidate) / mean(baseline) over paired per-user values, with the 2.5 and
     97.5 percentiles of the lift over ``resamples`` resamples of the users (NaN where the
-    baseline's mean is 0)."""
+    baseline's mean is 0); ``picks``: ``resampled_users(len(candidate), resamples, seed)``
+    when the caller has them already."""
     if len(candidate) != len(baseline):
         raise ValueError("per-user values must be paired")
     base = baseline.mean() if len(baseline) else 0.0
     lift = float(candidate.mean() / base) if base > 0 else float("nan")
     if resamples == 0 or not len(candidate):
         return lift, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(candidate), size=(resamples, len(candidate)))
+    if picks is None:
+        picks = resampled_users(len(candidate), resamples, seed)
+    elif picks.shape != (resamples, len(candidate)):
+        raise ValueError(f"picks are {picks.shape}, not {(resamples, len(candidate))}")
     num, den = candidate[picks].mean(axis=1), baseline[picks].mean(axis=1)
     ratios = np.divide(num, den, out=np.full(resamples, np.nan), where=den > 0)
     lo, hi = np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else \
@@ -129,13 +138,16 @@ def lifts(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, metric: str, k: i
     per_user = {m: PER_USER[metric](recs, truth, k).sort("user_id")
                 for m, recs in lists.items()}
     rows = []
+    # Every list has a value for each test user (sorted alike): one draw serves every pair.
+    users = next(iter(per_user.values())).height if per_user else 0
+    picks = resampled_users(users, resamples, seed) if resamples and users else None
     for candidate in (c for c in CANDIDATES if c in lists):
         cand = per_user[candidate]["value"].to_numpy()
         for name, frame in per_user.items():
             if name == candidate:
                 continue
             base = frame["value"].to_numpy()
-            lift, lo, hi = bootstrap_lift(cand, base, resamples, seed)
+            lift, lo, hi = bootstrap_lift(cand, base, resamples, seed, picks)
             rows.append({"candidate": candidate, "baseline": name, "metric": metric, "k": k,
                          "candidate_value": float(cand.mean()) if len(cand) else 0.0,
                          "baseline_value": float(base.mean()) if len(base) else 0.0,

@@ -73,6 +73,7 @@ class Candidates:
     local: np.ndarray  # the pair's position in the block's rows
     items: np.ndarray  # item row per pair
     features: np.ndarray  # pairs x FEATURES, float32
+    content: np.ndarray  # the block's rows x items content scores (exploration reads them)
 
 
 def _banned(ret: Retrieval, rows: np.ndarray, exclude: sp.csr_matrix | None,
@@ -209,7 +210,7 @@ def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
     n_items = ret.n_items
     scores: dict[str, np.ndarray | sp.csr_matrix] = {}
     tops: dict[str, Top] = {}
-    has_item = np.abs(ret.item_vectors).sum(axis=1) > 0
+    has_item = ret.has_vector
     for g in PERSONAL:
         if g == "interest" and not use_interest:
             continue
@@ -245,23 +246,30 @@ def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
     features = _features(ret, rows[local], items, at, ranks)
     if not use_interest:
         features[:, FEATURES.index("user_has_interest")] = 0
-    return Candidates(users=rows[local], local=local, items=items, features=features)
+    return Candidates(users=rows[local], local=local, items=items, features=features,
+                      content=scores["content"])
 
 
 def _features(ret: Retrieval, users: np.ndarray, items: np.ndarray,
               scores: dict[str, np.ndarray], ranks: dict[str, np.ndarray]) -> np.ndarray:
     """FEATURES of the pairs (``users``, ``items``), given each generator's score and every
     source's rank at them."""
-    cols = [scores[g] for g in PERSONAL]
-    cols += [ranks[g] for g in (*GENERATORS, COLD, NEW)]
+    # Written column by column into one float32 array: stacking the columns first, then
+    # casting, made two copies of the pairs' features (the largest arrays of a block).
+    out = np.empty((len(items), len(FEATURES)), dtype=np.float32, order="F")
+    cols = iter(range(len(FEATURES)))
+    for g in PERSONAL:
+        out[:, next(cols)] = scores[g]
+    for g in (*GENERATORS, COLD, NEW):
+        out[:, next(cols)] = ranks[g]
     for j, name in enumerate(ITEM_STATS):
         value = ret.item_stats[items, j]
-        cols.append(np.log1p(value) if name in _LOG_ITEM else value)
+        out[:, next(cols)] = np.log1p(value) if name in _LOG_ITEM else value
     for j, name in enumerate(USER_STATS):
         value = ret.user_stats[users, j]
-        cols.append(np.log1p(value) if name in _LOG_USER else value)
-    cols.append(ret.category_affinity(users, items))
-    return np.column_stack(cols).astype(np.float32)
+        out[:, next(cols)] = np.log1p(value) if name in _LOG_USER else value
+    out[:, next(cols)] = ret.category_affinity(users, items)
+    return out
 
 
 # A ranker training set: features, labels, group sizes and the user row of each group.
@@ -363,7 +371,7 @@ class Ranker:
         depends neither on the thread count (training does) nor on the rows beside it."""
         if not len(features):
             return np.zeros(0, dtype=np.float64)
-        x = np.asarray(features, dtype=np.float64)  # as LightGBM reads them
+        x = np.ascontiguousarray(features, dtype=np.float64)  # as LightGBM reads them
         self._rows += len(x)
         if self._compiled is None and self._rows > COMPILE_AFTER_ROWS:
             self.compile(x)

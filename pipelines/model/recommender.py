@@ -274,7 +274,7 @@ def _ranker_block(model: Model, rows: np.ndarray, n: int, cfg: RetrievalSettings
     if cfg.exploration_slots and ret.content.shape[1]:
         # The cold items most like the user's last ones: the ranker, trained where cold items
         # are rare, would rank them too low when many arrive at once.
-        content = ret.scores("content", rows)
+        content = cand.content  # no longer needed by the candidates: masked in place
         content[:, ~ret.cold()] = -np.inf
         content[np.abs(ret.content[rows]).sum(axis=1) == 0] = -np.inf
         if exclude is not None:

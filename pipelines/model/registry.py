@@ -30,9 +30,11 @@ import scipy.sparse as sp
 from pipelines.core.settings import Settings
 from pipelines.model.ranker import Ranker
 from pipelines.model.recommender import Model
-from pipelines.model.retrieval import INPUT_COLUMNS, AsOf, Retrieval
+from pipelines.model.retrieval import INPUT_COLUMNS, AsOf, Retrieval, content_vectors
 
-ARRAYS = ("user_factors", "item_factors", "als_factors", "item_vectors", "interest", "content",
+# Not ``content``: ``from_parts`` computes it from ``recent`` and ``item_vectors`` (the file
+# would be the largest of a version).
+ARRAYS = ("user_factors", "item_factors", "als_factors", "item_vectors", "interest",
           "item_stats", "user_stats", "item_category", "als_warm")
 MATRICES = ("seen", "recent", "neighbors", "follows", "user_category")
 
@@ -115,6 +117,8 @@ def to_parts(model: Model) -> Parts:
 def from_parts(parts: Parts) -> Model:
     """The fitted model as saved."""
     retrieval = Retrieval(user_ids=parts.users["user_id"], item_ids=parts.items["item_id"],
+                          content=content_vectors(parts.matrices["recent"],
+                                                  parts.arrays["item_vectors"]),
                           **parts.arrays, **parts.matrices)
     ranker = Ranker.from_json(parts.ranker) if parts.ranker is not None else None
     return Model(retrieval=retrieval, ranker=ranker)

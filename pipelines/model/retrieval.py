@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -99,6 +100,12 @@ class Retrieval:
     @property
     def n_items(self) -> int:
         return self.item_ids.len()
+
+    @cached_property
+    def has_vector(self) -> np.ndarray:
+        """bool per item: it has an embedding (a row of zeros is none). Computed once: every
+        block of candidates reads it."""
+        return np.abs(self.item_vectors).sum(axis=1) > 0
 
     def cold(self) -> np.ndarray:
         return self.item_stats[:, ITEM_STATS.index("cold")] > 0
@@ -267,6 +274,14 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
+def content_vectors(recent: sp.csr_matrix, item_vectors: np.ndarray) -> np.ndarray:
+    """users x d: the unit mean of each user's last items' vectors, weighed as ``recent``. A
+    model version does not store it: it is computed again from the two, bit for bit."""
+    if not item_vectors.shape[1]:
+        return np.zeros((recent.shape[0], 0), dtype=np.float32)
+    return unit_rows(np.asarray(recent @ item_vectors, dtype=np.float32))
+
+
 def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retrieval:
     """Every generator as of ``asof.day``."""
     data = build_matrix(asof.interactions)
@@ -330,8 +345,7 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retri
             asof.interest.select("user_id", "vector"), on="user_id")
         interest[idx["_u"].to_numpy()] = vector_matrix(idx)
     interest = unit_rows(interest)
-    content = unit_rows(np.asarray(recent @ emb, dtype=np.float32)) if dim else \
-        np.zeros((n_users, 0), dtype=np.float32)
+    content = content_vectors(recent, emb)
     users = _aligned(asof.users, "user_id", user_ids,
                      ["n_events", "active_days", "days_since_last"])
     user_stats = np.column_stack([

@@ -101,3 +101,19 @@ def test_the_raw_area_is_read_only(tmp_path: Path) -> None:
         raw.write(cat.RAW_EVENTS, b"", ds=D)
     with pytest.raises(ValueError, match="not a dataset of the raw area"):
         raw.exists(cat.CLEAN_EVENTS, ds=D)
+
+
+def test_a_sparse_matrix_is_stored_as_scipy_reads_it_and_the_same_bytes_each_time() -> None:
+    import io
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    matrix = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=0)
+    stored = cat.npz_bytes(matrix)
+    back = sp.load_npz(io.BytesIO(stored))
+    assert back.format == "csr" and back.dtype == np.float32 and back.shape == matrix.shape
+    assert (back != matrix).nnz == 0 and np.array_equal(back.indptr, matrix.indptr)
+    assert cat.npz_bytes(matrix) == stored  # no member dates in the bytes
+    empty = sp.load_npz(io.BytesIO(cat.npz_bytes(sp.csr_matrix((0, 3), dtype=np.float32))))
+    assert empty.shape == (0, 3)

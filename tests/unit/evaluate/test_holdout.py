@@ -6,7 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.evaluate.holdout import bootstrap_lift, lifts, sample_test_users
+from pipelines.evaluate.holdout import (
+    bootstrap_lift,
+    lifts,
+    resampled_users,
+    sample_test_users,
+)
 
 
 def test_identical_models_have_lift_one_and_no_spread() -> None:
@@ -71,3 +76,12 @@ def test_a_test_user_sample_keeps_every_pair_of_the_users_it_keeps() -> None:
     again = sample_test_users(truth.reverse(), 10)  # the same users in any row order
     assert set(again["user_id"]) == set(sample["user_id"]) and again.height == 30
     assert sample_test_users(truth, 30).equals(truth)
+
+
+def test_drawn_users_given_once_give_the_interval_each_call_would_draw() -> None:
+    rng = np.random.default_rng(4)
+    base, cand = rng.random(40), rng.random(40)
+    picks = resampled_users(40, 200, seed=7)
+    assert bootstrap_lift(cand, base, 200, 7, picks) == bootstrap_lift(cand, base, 200, 7)
+    with pytest.raises(ValueError, match="picks"):
+        bootstrap_lift(cand, base, 100, 7, picks)

@@ -154,3 +154,15 @@ def test_no_users_no_candidates() -> None:
     cand = candidates(ret, np.zeros(0, dtype=np.int64), 5, 2,
                       exclude=sp.csr_matrix((0, ret.n_items)))
     assert cand.features.shape == (0, len(FEATURES))
+
+
+def test_a_stored_model_gives_back_its_content_vectors_bit_for_bit() -> None:
+    from pipelines.model.recommender import Model
+    from pipelines.model.registry import ARRAYS, from_parts, to_parts
+
+    ret = world(0)
+    parts = to_parts(Model(retrieval=ret, ranker=None))
+    assert "content" not in parts.arrays and "content" not in ARRAYS
+    back = from_parts(parts).retrieval
+    assert back.content.dtype == np.float32
+    assert np.array_equal(back.content, ret.content) and np.abs(ret.content).sum() > 0

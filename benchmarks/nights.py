@@ -175,14 +175,17 @@ def bench_scale_night(events_per_day: int, days: int, users: int, items: int,
                  "seconds": wall, "peak_mib": peak, "rows_per_s": raw / wall}]
         # A scheduled lake has every earlier night's features and embeddings; the night reads
         # them as of its ranker's training day and its evaluation's cut-off (each day's own
-        # embed is minutes at this scale: only those days are embedded).
-        read_as_of = {last - timedelta(days=d) for d in (
-            settings.ranker.label_days, settings.eval.holdout_days,
-            settings.eval.holdout_days + settings.ranker.label_days)}
+        # embed is minutes at this scale: only those days are embedded). It also has the
+        # ALS and co-occurrence fits earlier nights' train kept (jobs.fits): the night
+        # reads those of the training day's night (its own day and its training day).
+        label, holdout = settings.ranker.label_days, settings.eval.holdout_days
+        read_as_of = {last - timedelta(days=d) for d in (label, holdout, holdout + label)}
         for day in (d for d in validated if d < before):
             run_task("aggregate", RunContext(settings, day, default_run_id(day)))
             if day in read_as_of:
                 run_task("embed", RunContext(settings, day, default_run_id(day)))
+            if day == last - timedelta(days=label):
+                run_task("train", RunContext(settings, day, default_run_id(day)))
         print(f"# scale night: earlier nights' features in {time.perf_counter() - t0:.0f}s",
               flush=True)
         for task in TASKS:

@@ -39,6 +39,7 @@ log = get_logger("tasks")
 
 def run(ctx: RunContext) -> dict:
     from jobs.cutoff import CutoffGenerators
+    from jobs.fits import KeptFits
     from jobs.inputs import holdout, ranker_splits, recommendable
     from pipelines.core.engines import open_engine, shard_map
     from pipelines.evaluate.gate import decide, popularity_lift
@@ -55,7 +56,7 @@ def run(ctx: RunContext) -> dict:
     lift_table = pl.DataFrame(schema=LIFT_SCHEMA)
     facts: dict = {"cutoff": ctx.ds.isoformat(), "holdout_days": 0, "train_pairs": 0,
                    "test_users": 0, "test_pairs": 0, "cold_test_pairs": 0, "ranker": None,
-                   "encoder": None, "cutoff_generators": None}
+                   "encoder": None, "cutoff_generators": None, "fits": {}}
     encoder = None
     with open_engine(settings) as engine, open_trainer(settings) as trainer:
         chosen = holdout(ctx, engine)
@@ -64,8 +65,10 @@ def run(ctx: RunContext) -> dict:
             cutoff = ctx.ds - timedelta(days=h)
             splits = ranker_splits(ctx, engine, cutoff, vectors_as_of=ctx.ds)
             config = fit_config(settings, als_backend(settings))
+            # An earlier night's train fitted the same matrices (jobs.fits); only train keeps.
+            fits = KeptFits(ctx, config, trainer, keep=False)
             generators = CutoffGenerators(ctx, train_in, config, partial(
-                fit_retrieval, train_in, settings.retrieval, trainer))
+                fit_retrieval, train_in, settings.retrieval, trainer, fits))
 
             def baselines() -> tuple[Retrieval, dict[str, pl.DataFrame]]:
                 retrieval = generators()
@@ -80,11 +83,12 @@ def run(ctx: RunContext) -> dict:
                     ThreadPoolExecutor(1) as side, shard_map(settings) as shards:
                 cutoff_side = side.submit(baselines)
                 model = fit_model(train_in, splits, settings, trainer, shards,
-                                  current_fit=lambda: cutoff_side.result()[0])
+                                  current_fit=lambda: cutoff_side.result()[0], fitter=fits)
                 ranked = model.candidates(settings.retrieval)
                 lists = {**(evaluation_lists(model, truth, settings, names=ranked)
                             if ranked else {}), **cutoff_side.result()[1]}
             facts["cutoff_generators"] = generators.source
+            facts["fits"] = fits.sources
             encoder = _compare_encoders(ctx, model, lists, truth, cutoff)
             cold = model.retrieval.item_ids.filter(model.retrieval.cold())
             item_users = train_in.items.select("item_id", pl.col("n_users").alias("users"))

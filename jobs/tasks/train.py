@@ -4,9 +4,10 @@ on the days before it, registered as a new model version.
 Reads the features, item vectors and interest memory of ``ds`` and of the ranker's training
 days (merging features that were never aggregated); writes ``models/<version>/`` and, in its
 summary, the version the day's lists use, and keeps the generators of the training day that is
-evaluate's cut-off in ``generators/ds=D/`` (``jobs.cutoff``). With ``serve.shards`` above 1
-the ranker's training candidates are generated in those user shards on Dask workers, as
-precompute's lists are.
+evaluate's cut-off in ``generators/ds=D/`` (``jobs.cutoff``), and the ALS and co-occurrence
+fits of each day it fits in ``fits/ds=D/``, for later nights (``jobs.fits``). With
+``serve.shards`` above 1 the ranker's training candidates are generated in those user shards
+on Dask workers, as precompute's lists are.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = get_logger("tasks")
 
 def run(ctx: RunContext) -> dict:
     from jobs.cutoff import keeper
+    from jobs.fits import KeptFits, prune
     from jobs.inputs import as_of, ranker_splits
     from pipelines.core.engines import open_engine, shard_map
     from pipelines.model.recommender import fit_model
@@ -39,9 +41,11 @@ def run(ctx: RunContext) -> dict:
     with open_engine(ctx.settings) as engine, open_trainer(ctx.settings) as trainer:
         current = as_of(ctx, engine, ctx.ds)
         splits = ranker_splits(ctx, engine, ctx.ds)
+        prune(ctx)
+        fits = KeptFits(ctx, config, trainer, keep=True)
         with shard_map(ctx.settings) as shards:
             model = fit_model(current, splits, ctx.settings, trainer, shards,
-                              fitted=keeper(ctx, config, known))
+                              fitted=keeper(ctx, config, known), fitter=fits)
     days = ctx.window(cat.CLEAN_EVENTS, days=ctx.settings.features.history_days)
     partitions = {"/".join(cat.CLEAN_EVENTS.partition_folder(ds=d)):
                   ctx.lake.sha256(cat.CLEAN_EVENTS, ds=d) for d in days}
@@ -55,7 +59,7 @@ def run(ctx: RunContext) -> dict:
              r.n_items, int(r.cold().sum()), ranker or "not trained (too little history)")
     return ctx.summary("train", model_version=version, trainer=ctx.settings.trainer,
                        users=r.user_ids.len(), items=r.n_items, cold_items=int(r.cold().sum()),
-                       nnz=current.interactions.height, ranker=ranker,
+                       nnz=current.interactions.height, ranker=ranker, fits=fits.sources,
                        seconds=time.perf_counter() - started)
 
 

@@ -250,6 +250,13 @@ KEPT_MATRIX = _d("kept_matrix", "generators/ds={ds}/{matrix}.npz", "npz", "train
 KEPT_KEY = _d("kept_key", "generators/ds={ds}/key.json", "json", "train",
               doc="the day the generators are as of and the digest of their inputs, "
                   "settings and fitting code; written last")
+# ALS factors and co-occurrence neighbours as of a day, kept across nights for the fits of
+# later nights that read the same interaction matrix (jobs.fits).
+FIT_ARRAY = _d("fit_array", "fits/ds={ds}/{array}.npy", "npy", "train")
+FIT_NEIGHBORS = _d("fit_neighbors", "fits/ds={ds}/neighbors.npz", "npz", "train")
+FIT_KEY = _d("fit_key", "fits/ds={ds}/key.json", "json", "train",
+             doc="the digest of the interaction matrix, the settings and the fitting code; "
+                 "written last")
 TRAIN_SUMMARY = _d("train_summary", "runs/ds={ds}/train.json", "json", "train",
                    record=TrainSummary)
 

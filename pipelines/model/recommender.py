@@ -27,7 +27,7 @@ from pipelines.model.ranker import (
     labelled,
     merge_sets,
 )
-from pipelines.model.retrieval import AsOf, Retrieval, Trainer, fit_retrieval
+from pipelines.model.retrieval import AsOf, Fitter, Retrieval, Trainer, fit_retrieval
 from pipelines.serve.scoring import rank_scores, top_n
 
 RANKER = "ranker"
@@ -78,7 +78,8 @@ def in_process(fn: Callable[..., Any], shared: Any) -> list:
 def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settings: Settings,
               trainer: Trainer, map_shards: ShardMap = in_process,
               current_fit: Callable[[], Retrieval] | None = None,
-              fitted: Callable[[AsOf, Retrieval], None] | None = None) -> Model:
+              fitted: Callable[[AsOf, Retrieval], None] | None = None,
+              fitter: Fitter | None = None) -> Model:
     """The generators as of ``current.day`` and the ranker trained on ``splits`` (latest
     first): the inputs as of each training day with the new positive pairs of the days after
     it, as many days as it takes to reach ``ranker.max_train_rows`` (the rest are never
@@ -86,13 +87,14 @@ def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settin
 
     ``current_fit``: how the generators as of ``current.day`` are had (default: fitted on
     ``current``; evaluate may have them from train); ``fitted``: called with each training
-    day's inputs and generators once they are fitted (train keeps the ones evaluate needs)."""
+    day's inputs and generators once they are fitted (train keeps the ones evaluate needs);
+    ``fitter``: where the interaction matrices' fits come from (``fit_retrieval``)."""
     cfg, rcfg = settings.retrieval, settings.ranker
     # The ranker can only weigh the interest memory if it had one on every day it learns from.
     use_interest = True
 
     def training_set(asof: AsOf, truth: pl.DataFrame) -> TrainingSet:
-        ret = fit_retrieval(asof, cfg, trainer)
+        ret = fit_retrieval(asof, cfg, trainer, fitter)
         if fitted is not None:
             fitted(asof, ret)
         shard = partial(labelled, truth=truth, cfg=rcfg, k=cfg.candidates,
@@ -108,7 +110,8 @@ def fit_model(current: AsOf, splits: Iterable[tuple[AsOf, pl.DataFrame]], settin
     # held at one thread for the whole section: the fits' own limits, entered and left in
     # either order, would otherwise restore each other's.
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
-        retrieval = pool.submit(current_fit or partial(fit_retrieval, current, cfg, trainer))
+        retrieval = pool.submit(current_fit or partial(fit_retrieval, current, cfg, trainer,
+                                                           fitter))
         # The cap is checked before the next day is read.
         while sum(len(s[1]) for s in sets) < rcfg.max_train_rows:
             if (day := next(days, None)) is None:

@@ -51,6 +51,25 @@ Trainer = Callable[[InteractionMatrix], Factors]
 
 
 @dataclass(frozen=True)
+class InteractionFit:
+    """What the generators learn from the interaction matrix alone, in its own rows and
+    columns (the users and items with positive interactions): the night's costliest fits, and
+    the same for any two nights whose matrix is the same (``jobs.fits`` keeps them)."""
+
+    factors: Factors
+    neighbors: sp.csr_matrix  # matrix items x matrix items: ``cooccurrence_neighbors``
+
+
+# Fits an interaction matrix as of a day: ``fit_interactions``, or a cache of its results.
+Fitter = Callable[[InteractionMatrix, date], InteractionFit]
+
+
+def fit_interactions(data: InteractionMatrix, trainer: Trainer, neighbors: int,
+                     ) -> InteractionFit:
+    return InteractionFit(trainer(data), cooccurrence_neighbors(data.matrix, neighbors))
+
+
+@dataclass(frozen=True)
 class AsOf:
     """What the models may know at the end of one day."""
 
@@ -153,6 +172,15 @@ class Retrieval:
         if has.any() and self.user_category.shape[1]:
             out[has] = np.asarray(self.user_category[users[has], cats[has]]).ravel()
         return out
+
+
+def _reindexed(matrix: sp.csr_matrix, rows: np.ndarray, n: int) -> sp.csr_matrix:
+    """A square matrix over the interaction matrix's items as one over all ``n`` items, item
+    j at row and column ``rows[j]`` (increasing: each row's entries keep their order)."""
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows] = np.diff(matrix.indptr)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    return sp.csr_matrix((matrix.data, rows[matrix.indices], indptr), shape=(n, n))
 
 
 def _dense(matrix: sp.spmatrix | np.ndarray) -> np.ndarray:
@@ -282,10 +310,14 @@ def content_vectors(recent: sp.csr_matrix, item_vectors: np.ndarray) -> np.ndarr
     return unit_rows(np.asarray(recent @ item_vectors, dtype=np.float32))
 
 
-def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retrieval:
-    """Every generator as of ``asof.day``."""
+def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer,
+                  fitter: Fitter | None = None) -> Retrieval:
+    """Every generator as of ``asof.day``; ``fitter``: where the interaction matrix's fits
+    come from (default: fitted here by ``trainer``)."""
     data = build_matrix(asof.interactions)
-    factors = trainer(data)
+    learnt = (fitter(data, asof.day) if fitter is not None
+              else fit_interactions(data, trainer, cfg.neighbors))
+    factors = learnt.factors
     vectors = asof.item_vectors.select("item_id", "vector").sort("item_id")
     item_ids = pl.concat([data.item_ids, vectors["item_id"]]).unique().sort()
     user_ids = data.user_ids
@@ -372,7 +404,7 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer) -> Retri
     return Retrieval(
         user_ids=user_ids, item_ids=item_ids, seen=seen, recent=recent,
         user_factors=factors.user, item_factors=item_factors, als_factors=als_factors,
-        neighbors=cooccurrence_neighbors(confidence, cfg.neighbors),
+        neighbors=_reindexed(learnt.neighbors, to_model, n_items),
         follows=transitions(sequences, n_items, cfg.sequence_window, cfg.neighbors),
         item_vectors=emb, interest=interest, content=content, item_stats=item_stats,
         user_stats=user_stats, item_category=codes, user_category=user_category,

@@ -10,7 +10,9 @@ and of the fitting code), and a fit as of a day with that key takes it instead o
 A lake without them, or with another matrix for the day (features aggregated again), fits
 as before: the result is the same either way, only slower.
 
-Train removes the days no later night reads (before ``ds - holdout_days - label_days``).
+Train removes the days before ``ds - holdout_days - label_days``: no later night's evaluation
+reads them for its first training day. A deeper split (when the first has too few rows) or a
+widened holdout reads an earlier day, and fits it again.
 """
 
 from __future__ import annotations

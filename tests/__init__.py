@@ -14,6 +14,8 @@ KERNEL_PINS = {
     "MKL_CBWR": "AVX2",  # torch's MKL matmuls (conditional numerical reproducibility)
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's own vectorised ops (softmax, layer norm, GELU)
     "ONEDNN_MAX_CPU_ISA": "AVX2",
+    # One BLAS thread, as ``make test`` exports: threaded kernels sum in another order.
+    "OPENBLAS_NUM_THREADS": "1",
 }
 for _name, _value in KERNEL_PINS.items():
     os.environ.setdefault(_name, _value)

@@ -9,7 +9,7 @@ Features of a (user, item) candidate:
   the 7 before), distinct users, age in days, mean rating and coldness;
 - the user's events and active days in the window, days since the last one, items seen, and
   whether there is an interest memory;
-- the user's share of confidence in the item's category.
+- the user's share of their items in the item's category.
 
 Training is temporal: at each of ``ranker.splits`` days before the as-of day (``split_step_days``
 apart) the generators are fitted on what was known then, and the labels are the new positive

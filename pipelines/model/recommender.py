@@ -203,16 +203,18 @@ def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
 
     # A bar on a terminal only (disable=None): at 50 K items the ranker lists ~600 users a
     # second.
+    # BLAS at one thread even for one block: OpenBLAS's threaded kernels sum in another order,
+    # and a feature's last bit can move a row across a tree's split, so the lists would
+    # depend on the machine's cores. Blocks side by side: NumPy, SciPy's sparse products and
+    # LightGBM release the GIL.
     with tqdm(total=len(starts), unit="block", desc=f"score {', '.join(blocked)}",
-              leave=False, disable=None) as bar:
+              leave=False, disable=None) as bar, threadpool_limits(limits=1, user_api="blas"):
         if threads == 1:
             for start in starts:
                 score(start)
                 bar.update()
             return out
-        # NumPy, SciPy's sparse products and LightGBM release the GIL, so blocks score in
-        # parallel; BLAS threads inside each block would only oversubscribe the cores.
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(score, starts):
                 bar.update()
     return out

@@ -66,7 +66,8 @@ Fitter = Callable[[InteractionMatrix, date], InteractionFit]
 
 def fit_interactions(data: InteractionMatrix, trainer: Trainer, neighbors: int,
                      ) -> InteractionFit:
-    return InteractionFit(trainer(data), cooccurrence_neighbors(data.matrix, neighbors))
+    # Co-occurrence counts who took an item, not how much: the confidences are ALS's alone.
+    return InteractionFit(trainer(data), cooccurrence_neighbors(_binary(data.matrix), neighbors))
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Retrieval:
     item_stats: np.ndarray  # items x ITEM_STATS
     user_stats: np.ndarray  # users x USER_STATS
     item_category: np.ndarray  # category code per item, -1 for none
-    user_category: sp.csr_matrix  # users x categories: share of the user's confidence
+    user_category: sp.csr_matrix  # users x categories: share of the user's items
     als_warm: np.ndarray  # bool per item: has ALS factors of its own
 
     @property
@@ -165,13 +166,18 @@ class Retrieval:
                        f"{', '.join(NEIGHBOURHOOD)}")
 
     def category_affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """The user's share of confidence in each item's category (0 without one)."""
+        """The user's share of their items in each item's category (0 without one)."""
         cats = self.item_category[items]
         out = np.zeros(len(users), dtype=np.float32)
         has = cats >= 0
         if has.any() and self.user_category.shape[1]:
             out[has] = np.asarray(self.user_category[users[has], cats[has]]).ravel()
         return out
+
+
+def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones_like(matrix.data, dtype=np.float32), matrix.indices,
+                          matrix.indptr), shape=matrix.shape)
 
 
 def _reindexed(matrix: sp.csr_matrix, rows: np.ndarray, n: int) -> sp.csr_matrix:
@@ -223,12 +229,12 @@ def top_neighbors(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
                           (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape)
 
 
-def cooccurrence_neighbors(confidence: sp.csr_matrix, k: int, block: int = 2048,
+def cooccurrence_neighbors(matrix: sp.csr_matrix, k: int, block: int = 2048,
                            ) -> sp.csr_matrix:
-    """Items x items cosine of the (time-decayed, positive) confidence columns, each item's
+    """Items x items cosine of the users x items ``matrix``'s columns, each item's
     ``k`` best neighbours, itself excluded; computed ``block`` items at a time so memory
     stays at block x items."""
-    x = sp.csc_matrix(confidence, dtype=np.float64)
+    x = sp.csc_matrix(matrix, dtype=np.float64)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
     xt = sp.csr_matrix(x.T)
@@ -358,14 +364,10 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer,
     ]).astype(np.float32)
 
     # Users: what they saw, their last items in order, their embeddings and statistics.
-    seen = sp.csr_matrix(data.matrix, dtype=np.float32)
-    confidence = sp.csr_matrix((seen.data, seen.indices, seen.indptr), shape=seen.shape)
-    seen.data[:] = 1.0
     to_model = np.flatnonzero(in_als)  # data.item_ids sit at these item rows, in order
-    seen = sp.csr_matrix((seen.data, to_model[seen.indices], seen.indptr),
+    binary = _binary(data.matrix)
+    seen = sp.csr_matrix((binary.data, to_model[binary.indices], binary.indptr),
                          shape=(n_users, n_items))
-    confidence = sp.csr_matrix((confidence.data, to_model[confidence.indices],
-                                confidence.indptr), shape=(n_users, n_items))
     sequences = user_sequences(asof.interactions, user_ids, item_ids)
     last = sequences.filter(pl.col("pos_from_end") < cfg.recent_items)
     recent = sp.csr_matrix(
@@ -386,14 +388,14 @@ def fit_retrieval(asof: AsOf, cfg: RetrievalSettings, trainer: Trainer,
         np.diff(seen.indptr), np.abs(interest).sum(axis=1) > 0,
     ]).astype(np.float32)
 
-    # Categories: each item's code, each user's share of confidence per category.
+    # Categories: each item's code, each user's share of their items per category.
     cats = _aligned(asof.categories, "item_id", item_ids, ["category"])["category"]
     codes = cats.cast(pl.Categorical).to_physical().fill_null(-1).to_numpy().astype(np.int64)
     codes[cats.is_null().to_numpy()] = -1
     n_cats = int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
     user_category = sp.csr_matrix((n_users, n_cats), dtype=np.float32)
     if n_cats:
-        coo = confidence.tocoo()
+        coo = seen.tocoo()
         keep = codes[coo.col] >= 0
         user_category = sp.csr_matrix((coo.data[keep], (coo.row[keep], codes[coo.col[keep]])),
                                       shape=(n_users, n_cats))

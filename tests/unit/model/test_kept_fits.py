@@ -72,6 +72,7 @@ def test_a_kept_fit_gives_the_generators_a_fresh_fit_gives(ctx) -> None:
     plain = fit_retrieval(asof, CFG, trainer)
     # The neighbours as defined over every item's column (the untouched ones' empty).
     whole = build_matrix(asof.interactions, item_ids=plain.item_ids).matrix
+    whole.data[:] = 1.0  # who took an item, not how much
     assert (plain.neighbors != cooccurrence_neighbors(whole, CFG.neighbors)).nnz == 0
     assert plain.neighbors[0::3].nnz == 0 < plain.neighbors.nnz
     first = KeptFits(ctx, _config(ctx), trainer, keep=True)

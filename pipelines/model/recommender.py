@@ -201,12 +201,11 @@ def ranked_lists(model: Model, names: tuple[str, ...], rows: np.ndarray, n: int,
                 s[:, ~item_mask] = -np.inf
             out[name][0][at], out[name][1][at] = rank_scores(s, n)
 
-    # A bar on a terminal only (disable=None): at 50 K items the ranker lists ~600 users a
-    # second.
     # BLAS at one thread even for one block: OpenBLAS's threaded kernels sum in another order,
     # and a feature's last bit can move a row across a tree's split, so the lists would
-    # depend on the machine's cores. Blocks side by side: NumPy, SciPy's sparse products and
-    # LightGBM release the GIL.
+    # depend on the machine's cores. Blocks run side by side instead (NumPy, SciPy's sparse
+    # products and LightGBM release the GIL). A bar on a terminal only (disable=None): at
+    # 50 K items the ranker lists ~600 users a second.
     with tqdm(total=len(starts), unit="block", desc=f"score {', '.join(blocked)}",
               leave=False, disable=None) as bar, threadpool_limits(limits=1, user_api="blas"):
         if threads == 1:

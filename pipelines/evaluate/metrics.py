@@ -34,6 +34,9 @@ def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
         truth.group_by(USER).agg(pl.len().alias("n_relevant"))
         .join(hits.group_by(USER).agg(pl.col(RANK).alias("hit_ranks")), on=USER, how="left")
         .with_columns(pl.col("hit_ranks").fill_null(pl.lit([], pl.List(pl.Int64))))
+        # group_by's order changes from run to run on large frames: sorted, a mean sums the
+        # users in one order and gives the same last bit every time.
+        .sort(USER)
     )
 
 

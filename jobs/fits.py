@@ -64,15 +64,17 @@ class KeptFits:
 
     def __call__(self, data: InteractionMatrix, day: date) -> InteractionFit:
         lake, key = self.ctx.lake, fit_key(data, self.config)
-        if lake.exists(cat.FIT_KEY, ds=day) and lake.read(cat.FIT_KEY, ds=day)["key"] == key:
+        if lake.exists(cat.FIT_KEY, ds=day):
             try:
+                same = lake.read(cat.FIT_KEY, ds=day)["key"] == key
                 kept = InteractionFit(
                     Factors(user=lake.read(cat.FIT_ARRAY, ds=day, array="user_factors"),
                             item=lake.read(cat.FIT_ARRAY, ds=day, array="item_factors")),
-                    lake.read(cat.FIT_NEIGHBORS, ds=day))
-            except (OSError, ValueError) as exc:
+                    lake.read(cat.FIT_NEIGHBORS, ds=day)) if same else None
+            except (OSError, ValueError, KeyError) as exc:
                 log.warning("the fits kept for %s cannot be read (%s): fitted again", day, exc)
-            else:
+                kept = None
+            if kept is not None:
                 log.info("ALS and co-occurrence as of %s: kept by an earlier night", day)
                 self.sources[day.isoformat()] = "kept"
                 return kept

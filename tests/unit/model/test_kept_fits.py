@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,14 @@ def test_another_matrix_settings_or_a_lost_file_fit_again(ctx) -> None:
     ctx.lake.remove(cat.FIT_NEIGHBORS, ds=DAY)
     fits = KeptFits(ctx, config, trainer, keep=False)
     _same(fit_retrieval(asof, CFG, trainer, fits), fit_retrieval(asof, CFG, trainer))
+    assert fits.sources == {DAY.isoformat(): "fitted"}
+
+    # A key cut short (a disk filled mid-write) is a refit, not a failed night.
+    fit_retrieval(asof, CFG, trainer, KeptFits(ctx, config, trainer, keep=True))
+    key = Path(ctx.settings.lake_root) / "fits" / f"ds={DAY.isoformat()}" / "key.json"
+    key.write_text('{"day": ')
+    fits = KeptFits(ctx, config, trainer, keep=False)
+    fit_retrieval(asof, CFG, trainer, fits)
     assert fits.sources == {DAY.isoformat(): "fitted"}
 
 

@@ -96,5 +96,5 @@ def prune(ctx: RunContext) -> None:
     first = ctx.ds - timedelta(days=s.eval.holdout_days + s.ranker.label_days)
     for day in ctx.lake.days(cat.FIT_KEY):
         if day < first:
-            ctx.lake.remove(cat.FIT_KEY, ds=day)
+            ctx.lake.remove(cat.FIT_KEY, ds=day)  # first: a removal cut short leaves no key
             ctx.lake.remove_partition(cat.FIT_KEY, ds=day)

@@ -135,8 +135,7 @@ def lifts(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, metric: str, k: i
           resamples: int, seed: int = 0) -> pl.DataFrame:
     """Each candidate's lift over every other list on ``metric@k``, with its paired
     interval."""
-    per_user = {m: PER_USER[metric](recs, truth, k).sort("user_id")
-                for m, recs in lists.items()}
+    per_user = {m: PER_USER[metric](recs, truth, k) for m, recs in lists.items()}
     rows = []
     # Every list has a value for each test user (sorted alike): one draw serves every pair.
     users = next(iter(per_user.values())).height if per_user else 0

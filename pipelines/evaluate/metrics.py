@@ -26,7 +26,8 @@ def _check(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> None:
 
 
 def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Per truth user: number relevant, hits in the top k, and the ranks of those hits."""
+    """Per truth user, sorted by user: number relevant, hits in the top k, and the ranks of
+    those hits."""
     truth = truth.select(USER, ITEM).unique()
     top = recs.filter(pl.col(RANK) <= k).select(USER, ITEM, RANK)
     hits = top.join(truth, on=[USER, ITEM], how="inner")
@@ -35,7 +36,7 @@ def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
         .join(hits.group_by(USER).agg(pl.col(RANK).alias("hit_ranks")), on=USER, how="left")
         .with_columns(pl.col("hit_ranks").fill_null(pl.lit([], pl.List(pl.Int64))))
         # group_by's order changes from run to run on large frames: sorted, a mean sums the
-        # users in one order and gives the same last bit every time.
+        # users in one order (the same last bit every time), and lists pair up by position.
         .sort(USER)
     )
 

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.evaluate.metrics import (
     METRICS,
+    PER_USER,
     MetricInputError,
     hit_rate_at_k,
     ndcg_at_k,
@@ -176,3 +177,14 @@ def test_novelty_is_mean_self_information() -> None:
     # top 2 adds x and c, unknown: counted as one user each (3 bits).
     assert novelty_at_k(RECS, 2, item_users, 8) == pytest.approx((1 + 3 + 3 + 3) / 4)
     assert novelty_at_k(RECS.head(0), 2, item_users, 8) == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(PER_USER))
+def test_per_user_values_come_sorted_by_user(name) -> None:
+    # Many users in reverse order, in frames large enough for polars to group in parallel:
+    # lifts pair lists by position, and a mean's last bit depends on the order it sums in.
+    users = [f"u{n:05d}" for n in range(20_000)][::-1]
+    recs = _recs({u: ["a", "b"] for u in users})
+    truth = _truth({u: ["b" if n % 3 else "a"] for n, u in enumerate(users)})
+    got = PER_USER[name](recs, truth, 2)["user_id"].to_list()
+    assert got == sorted(users)

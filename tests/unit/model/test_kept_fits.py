@@ -110,8 +110,7 @@ def test_another_matrix_settings_or_a_lost_file_fit_again(ctx) -> None:
 
     # A key cut short (a disk filled mid-write) is a refit, not a failed night.
     fit_retrieval(asof, CFG, trainer, KeptFits(ctx, config, trainer, keep=True))
-    key = Path(ctx.settings.lake_root) / "fits" / f"ds={DAY.isoformat()}" / "key.json"
-    key.write_text('{"day": ')
+    Path(ctx.lake.url(cat.FIT_KEY, ds=DAY)).write_text('{"day": ')
     fits = KeptFits(ctx, config, trainer, keep=False)
     fit_retrieval(asof, CFG, trainer, fits)
     assert fits.sources == {DAY.isoformat(): "fitted"}

@@ -15,11 +15,12 @@ import polars as pl
 from pipelines.core.contracts import METRIC_SCHEMA
 from pipelines.core.settings import Settings
 from pipelines.evaluate.metrics import (
-    METRICS,
+    METRIC_NAMES,
     PER_USER,
     coverage_at_k,
+    hits,
+    mean_at,
     novelty_at_k,
-    recall_at_k,
 )
 from pipelines.model.recommender import CANDIDATES, Model, ranked_lists
 from pipelines.model.retrieval import BASELINES
@@ -78,27 +79,29 @@ def score_lists(lists: dict[str, pl.DataFrame], truth: pl.DataFrame, ks: tuple[i
     """``model, metric, k, value``: the ranking metrics; with ``item_users`` (``item_id,
     users`` of the training data) catalog coverage (of ``n_items``), novelty and recall on
     pairs of ``cold_items`` against the others."""
-    rows = [
-        {"model": model, "metric": name, "k": k, "value": fn(recs, truth, k)}
-        for model, recs in lists.items()
-        for name, fn in METRICS.items()
-        for k in ks
-    ]
+    depth = max(ks)
+    rows = []
+    for model, recs in lists.items():
+        found = hits(recs, truth, depth)  # one join for every metric and k
+        rows += [{"model": model, "metric": name, "k": k, "value": mean_at(found, name, k)}
+                 for name in METRIC_NAMES for k in ks]
     if item_users is not None:
         is_cold = pl.col("item_id").is_in(cold_items.implode()) \
             if cold_items is not None else pl.lit(False)
         cold_truth, warm_truth = truth.filter(is_cold), truth.filter(~is_cold)
         for model, recs in lists.items():
+            if cold_truth.height:  # where each model's hits come from
+                cold_hits, warm_hits = hits(recs, cold_truth, depth), hits(recs, warm_truth, depth)
             for k in ks:
                 rows.append({"model": model, "metric": "coverage", "k": k,
                              "value": coverage_at_k(recs, k, n_items)})
                 rows.append({"model": model, "metric": "novelty", "k": k,
                              "value": novelty_at_k(recs, k, item_users, n_users)})
-                if cold_truth.height:  # where each model's hits come from
+                if cold_truth.height:
                     rows.append({"model": model, "metric": "cold_recall", "k": k,
-                                 "value": recall_at_k(recs, cold_truth, k)})
+                                 "value": mean_at(cold_hits, "recall", k)})
                     rows.append({"model": model, "metric": "warm_recall", "k": k,
-                                 "value": recall_at_k(recs, warm_truth, k)})
+                                 "value": mean_at(warm_hits, "recall", k)})
     return pl.DataFrame(rows, schema=METRIC_SCHEMA)
 
 

@@ -7,13 +7,15 @@ Every metric averages over the users in ``truth``; a user with no recommendation
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from pipelines.core.errors import MetricInputError
 
 USER, ITEM, RANK = "user_id", "item_id", "rank"
-
 
 
 def _check(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> None:
@@ -25,104 +27,103 @@ def _check(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> None:
             raise MetricInputError(f"{name} is missing column(s) {', '.join(missing)}")
 
 
-def _per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Per truth user, sorted by user: number relevant, hits in the top k, and the ranks of
-    those hits."""
+@dataclass(frozen=True)
+class Hits:
+    """The hits of lists against truth, down to rank ``depth``: the truth users (sorted), how
+    many items each has, and every hit as (user position, rank), sorted by user, then rank.
+    One join serves every metric at every k up to ``depth``."""
+
+    users: pl.Series
+    n_relevant: np.ndarray  # int64 per user
+    owner: np.ndarray  # int64 per hit: the position of its user
+    rank: np.ndarray  # int64 per hit
+    depth: int
+
+
+def hits(recs: pl.DataFrame, truth: pl.DataFrame, depth: int) -> Hits:
+    """The ``Hits`` of ``recs`` (their first ``depth`` ranks) against ``truth``."""
+    _check(recs, truth, depth)
     truth = truth.select(USER, ITEM).unique()
-    top = recs.filter(pl.col(RANK) <= k).select(USER, ITEM, RANK)
-    hits = top.join(truth, on=[USER, ITEM], how="inner")
-    return (
-        truth.group_by(USER).agg(pl.len().alias("n_relevant"))
-        .join(hits.group_by(USER).agg(pl.col(RANK).alias("hit_ranks")), on=USER, how="left")
-        .with_columns(pl.col("hit_ranks").fill_null(pl.lit([], pl.List(pl.Int64))))
-        # group_by's order changes from run to run on large frames: sorted, a mean sums the
-        # users in one order (the same last bit every time), and lists pair up by position.
-        .sort(USER)
-    )
+    # Sorted: group_by's order changes from run to run on large frames, and a mean sums the
+    # users in one order (the same last bit every time).
+    relevant = truth.group_by(USER).agg(pl.len().alias("n")).sort(USER)
+    found = (recs.filter(pl.col(RANK) <= depth).select(USER, ITEM, RANK)
+             .join(truth, on=[USER, ITEM], how="inner")
+             .join(relevant.select(USER).with_row_index("_u"), on=USER)
+             .sort("_u", RANK))
+    return Hits(relevant[USER], relevant["n"].to_numpy().astype(np.int64),
+                found["_u"].to_numpy().astype(np.int64),
+                found[RANK].to_numpy().astype(np.int64), depth)
+
+
+def values_at(h: Hits, metric: str, k: int) -> np.ndarray:
+    """Each truth user's value of ``metric`` at ``k`` (0 for a user without a hit), in
+    ``h.users``' order. Per user, discounts and precisions add up in rank order."""
+    if not 1 <= k <= h.depth:
+        raise MetricInputError(f"k must be between 1 and the hits' depth {h.depth}, got {k}")
+    within = h.rank <= k
+    owner, rank = h.owner[within], h.rank[within]
+    n_users = len(h.n_relevant)
+    found = np.bincount(owner, minlength=n_users)
+    if metric == "recall":
+        return found / h.n_relevant
+    if metric == "precision":
+        return found / k
+    if metric == "hit_rate":
+        return (found > 0).astype(np.float64)
+    if metric == "ndcg":  # binary relevance: the hits' DCG over a perfect top k's
+        discounts = np.array([1.0 / math.log2(r + 1) for r in range(1, k + 1)])
+        ideal = np.concatenate([[0.0], np.cumsum(discounts)])  # a perfect top n's, n = 0..k
+        return np.bincount(owner, weights=discounts[rank - 1], minlength=n_users) / \
+            ideal[np.minimum(h.n_relevant, k)]
+    if metric == "map":  # the precision at each hit's rank, over min(n_relevant, k)
+        place = np.arange(len(owner)) - np.searchsorted(owner, owner) + 1
+        return np.bincount(owner, weights=place / rank, minlength=n_users) / \
+            np.minimum(h.n_relevant, k)
+    raise MetricInputError(f"unknown metric {metric!r}; metrics are {', '.join(PER_USER)}")
+
+
+def per_user_at(h: Hits, metric: str, k: int) -> pl.DataFrame:
+    """``user_id, value``: :func:`values_at` as a frame."""
+    return pl.DataFrame({USER: h.users, "value": values_at(h, metric, k)},
+                        schema={USER: h.users.dtype, "value": pl.Float64})
+
+
+def mean_at(h: Hits, metric: str, k: int) -> float:
+    """The metric: its per-user values' mean over the truth users."""
+    return _mean(per_user_at(h, metric, k))
 
 
 def _mean(values: pl.DataFrame) -> float:
     return float(values["value"].mean()) if values.height else 0.0
 
 
-def recall_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    return _mean(recall_per_user(recs, truth, k))
+def _per_user_metric(metric: str) -> Callable[[pl.DataFrame, pl.DataFrame, int], pl.DataFrame]:
+    def per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
+        return per_user_at(hits(recs, truth, k), metric, k)
+
+    per_user.__name__ = f"{metric}_per_user"
+    per_user.__doc__ = f"Each truth user's {metric} at k (0 for a user without a list)."
+    return per_user
 
 
-def precision_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    return _mean(precision_per_user(recs, truth, k))
+def _metric(metric: str) -> Callable[[pl.DataFrame, pl.DataFrame, int], float]:
+    def at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+        return mean_at(hits(recs, truth, k), metric, k)
 
-
-def hit_rate_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    return _mean(hit_rate_per_user(recs, truth, k))
-
-
-def ndcg_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    """Binary-relevance NDCG: DCG of the hits over the DCG of a perfect top k."""
-    return _mean(ndcg_per_user(recs, truth, k))
-
-
-def map_at_k(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
-    """Mean average precision: per user, the precision at each hit's rank, summed over hits and
-    divided by ``min(n_relevant, k)``."""
-    return _mean(map_per_user(recs, truth, k))
-
-
-def _per_user_values(recs: pl.DataFrame, truth: pl.DataFrame, k: int,
-                     value: pl.Expr) -> pl.DataFrame:
-    _check(recs, truth, k)
-    return _per_user(recs, truth, k).select(USER, value.cast(pl.Float64).alias("value"))
-
-
-def recall_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() / pl.col("n_relevant"))
-
-
-def precision_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() / k)
-
-
-def hit_rate_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    return _per_user_values(recs, truth, k, pl.col("hit_ranks").list.len() > 0)
-
-
-def ndcg_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Each truth user's binary-relevance NDCG (0 for a user without a list)."""
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    discounts = [1.0 / math.log2(r + 1) for r in range(1, k + 1)]
-    ideal_prefix = [sum(discounts[:n]) for n in range(k + 1)]
-    values = [sum(discounts[r - 1] for r in ranks) / ideal_prefix[min(n_rel, k)]
-              for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows()]
-    return pl.DataFrame({USER: pu[USER], "value": values},
-                        schema={USER: pu.schema[USER], "value": pl.Float64})
-
-
-def map_per_user(recs: pl.DataFrame, truth: pl.DataFrame, k: int) -> pl.DataFrame:
-    _check(recs, truth, k)
-    pu = _per_user(recs, truth, k)
-    values = [sum((i + 1) / r for i, r in enumerate(sorted(ranks))) / min(n_rel, k)
-              for n_rel, ranks in pu.select("n_relevant", "hit_ranks").iter_rows()]
-    return pl.DataFrame({USER: pu[USER], "value": values},
-                        schema={USER: pu.schema[USER], "value": pl.Float64})
+    at_k.__name__ = f"{metric}_at_k"
+    at_k.__doc__ = f"{metric} at k, averaged over the users in truth."
+    return at_k
 
 
 # Per-user values of each metric (its mean is the metric), for paired comparisons.
-PER_USER = {
-    "recall": recall_per_user,
-    "precision": precision_per_user,
-    "ndcg": ndcg_per_user,
-    "map": map_per_user,
-    "hit_rate": hit_rate_per_user,
-}
-
-METRICS = {
-    "recall": recall_at_k,
-    "precision": precision_at_k,
-    "ndcg": ndcg_at_k,
-    "map": map_at_k,
-    "hit_rate": hit_rate_at_k,
-}
+METRIC_NAMES = ("recall", "precision", "ndcg", "map", "hit_rate")
+PER_USER = {name: _per_user_metric(name) for name in METRIC_NAMES}
+METRICS = {name: _metric(name) for name in METRIC_NAMES}
+recall_per_user, precision_per_user, ndcg_per_user, map_per_user, hit_rate_per_user = (
+    PER_USER[name] for name in METRIC_NAMES)
+recall_at_k, precision_at_k, ndcg_at_k, map_at_k, hit_rate_at_k = (
+    METRICS[name] for name in METRIC_NAMES)
 
 
 # --- properties of the lists themselves ------------------------------------------------------

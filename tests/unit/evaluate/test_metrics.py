@@ -188,3 +188,30 @@ def test_per_user_values_come_sorted_by_user(name) -> None:
     truth = _truth({u: ["b" if n % 3 else "a"] for n, u in enumerate(users)})
     got = PER_USER[name](recs, truth, 2)["user_id"].to_list()
     assert got == sorted(users)
+
+
+def test_one_join_serves_every_metric_at_every_shallower_k() -> None:
+    from pipelines.evaluate.metrics import hits, mean_at, per_user_at
+
+    found = hits(RECS, TRUTH, 3)
+    for name in METRICS:
+        for k in (1, 2, 3):
+            assert mean_at(found, name, k) == METRICS[name](RECS, TRUTH, k)
+            assert per_user_at(found, name, k).equals(PER_USER[name](RECS, TRUTH, k))
+    # Known answers from the one join: u1's hits at ranks 1 and 3, u2's at 2.
+    assert per_user_at(found, "ndcg", 3)["value"].to_list() == \
+        pytest.approx([(1 + D3) / (1 + D2), D2 / 1.0, 0.0])
+    assert per_user_at(found, "map", 2)["value"].to_list() == pytest.approx([1 / 2, 1 / 2 / 1, 0])
+    with pytest.raises(MetricInputError, match="depth 3"):
+        mean_at(found, "ndcg", 4)
+
+
+def test_per_user_values_do_not_depend_on_the_rows_order() -> None:
+    # The discounts of a user's hits add up in rank order, whatever order the lists come in.
+    rows = [(f"u{u}", f"i{(u * 7 + r) % 40}", r) for u in range(300) for r in range(1, 21)]
+    recs = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String,
+                                      "rank": pl.Int32}, orient="row")
+    truth = _truth({f"u{u}": [f"i{(u + j) % 40}" for j in range(0, 40, 3)] for u in range(300)})
+    shuffled = recs.sample(fraction=1.0, shuffle=True, seed=5)
+    for name in METRICS:
+        assert PER_USER[name](shuffled, truth, 20).equals(PER_USER[name](recs, truth, 20))

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from pipelines.serve.scoring import (
     HOST_BLOCK_MIB,
+    PRODUCT_ROWS,
     block_users_for,
     default_block_users,
     resolve_backend,
@@ -62,8 +63,14 @@ def test_block_size_grows_with_the_budget_and_is_at_least_one() -> None:
 def test_default_block_shares_the_budget_between_threads_and_stays_cache_sized() -> None:
     assert default_block_users(100_000, 100, memory_mb=64, threads=4) == \
         block_users_for(100_000, 16, n=100)
-    # 10k items: 512 MB would allow thousands of users, the host cap keeps 8 MiB of scores.
-    assert default_block_users(10_000, 100, memory_mb=512) == HOST_BLOCK_MIB * 2**20 // 40_000
+    # 1k items: 512 MB would allow thousands of users, the host cap keeps 8 MiB of scores.
+    assert default_block_users(1_000, 100, memory_mb=512) == HOST_BLOCK_MIB * 2**20 // 4_000
+    # 50k items: 8 MiB is 41 users, too few for an efficient product; the block keeps
+    # PRODUCT_ROWS users and selects in cache-sized slices.
+    assert default_block_users(50_000, 100, memory_mb=512) == PRODUCT_ROWS
+    # ... unless the budget allows fewer.
+    assert default_block_users(50_000, 100, memory_mb=64, threads=4) == \
+        block_users_for(50_000, 16, n=100) < PRODUCT_ROWS
     # On a GPU only the budget counts.
     assert default_block_users(10_000, 100, memory_mb=512, backend="torch", device="cuda") == \
         block_users_for(10_000, 512, n=100, backend="torch")

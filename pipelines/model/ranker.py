@@ -127,22 +127,34 @@ def _descending(local: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (local.astype(np.int64) << 32) + ((2**31 - 1) - ascending)
 
 
-def _dense_top(scores: np.ndarray, eligible: np.ndarray, k: int,
+def _dense_top(scores: np.ndarray, banned: np.ndarray, k: int,
+               users: np.ndarray | None = None, items: np.ndarray | None = None,
                columns: np.ndarray | None = None) -> Top:
-    """The top ``k`` of each row among the ``eligible`` entries of a dense block; ``columns``:
-    the item each column stands for (default: column j is item j)."""
-    k = min(k, scores.shape[1])
+    """The top ``k`` of each row of a dense block among the entries not ``banned``, in rows
+    where ``users`` (bool per row) and columns where ``items`` (bool per item) hold;
+    ``columns``: only these items (both blocks' columns) are ranked. The masks are applied to
+    cache-sized slices, never built for the whole block."""
+    n_cols = scores.shape[1] if columns is None else len(columns)
+    k = min(k, n_cols)
     idx = np.empty((len(scores), k), dtype=np.int64)
     best = np.empty((len(scores), k), dtype=np.float32)
-    step = cache_rows(scores.shape[1])
+    step = cache_rows(n_cols)
+    unavailable = None if items is None else ~(items if columns is None else items[columns])
     for start in range(0, len(scores), step):  # the masked copy stays in cache
         at = slice(start, start + step)
-        idx[at], best[at] = rank_scores(np.where(eligible[at], scores[at], np.float32(-np.inf)), k)
+        part, off = (scores[at], banned[at]) if columns is None else \
+            (scores[at][:, columns], banned[at][:, columns])
+        masked = np.where(off, np.float32(-np.inf), part)
+        if users is not None:
+            masked[~users[at]] = -np.inf
+        if unavailable is not None:
+            masked[:, unavailable] = -np.inf
+        idx[at], best[at] = rank_scores(masked, k)
     valid = (idx >= 0) & np.isfinite(best)
     local = np.broadcast_to(np.arange(len(idx))[:, None], idx.shape)[valid]
     ranks = np.broadcast_to(np.arange(idx.shape[1], dtype=np.int32), idx.shape)[valid]
-    items = idx[valid] if columns is None else columns[idx[valid]]
-    return Top(local, items, ranks)
+    found = idx[valid] if columns is None else columns[idx[valid]]
+    return Top(local, found, ranks)
 
 
 def _sparse_top(scores: sp.csr_matrix, banned: np.ndarray, k: int) -> Top:
@@ -219,11 +231,11 @@ def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
             tops[g] = _sparse_top(scores[g], banned, k)
             continue
         scores[g] = ret.scores(g, rows)
-        eligible = ~banned
         if g in _BY_VECTORS:
             has_user = np.abs(getattr(ret, g)[rows]).sum(axis=1) > 0
-            eligible &= has_user[:, None] & has_item[None, :]
-        tops[g] = _dense_top(scores[g], eligible, k)
+            tops[g] = _dense_top(scores[g], banned, k, users=has_user, items=has_item)
+        else:
+            tops[g] = _dense_top(scores[g], banned, k)
     for g in POPULARITY:
         tops[g] = _shared_top(ret.popularity(g), banned, exclude, item_mask, k)
     # By content among cold items (nobody else proposes an item nobody has touched yet) and
@@ -232,10 +244,15 @@ def candidates(ret: Retrieval, rows: np.ndarray, k: int, new_item_days: int,
     new = ret.item_stats[:, ITEM_STATS.index("age_days")] <= new_item_days
     cold = ret.cold()
     for name, wanted in ((COLD, cold & has_item), (NEW, new & ~cold & has_item)):
-        cols = np.flatnonzero(wanted)
-        tops[name] = _dense_top(scores["content"][:, cols], ~banned[:, cols] & has_user[:, None],
-                                k, columns=cols)
-    keys = np.unique(np.concatenate([t.local * n_items + t.items for t in tops.values()]))
+        tops[name] = _dense_top(scores["content"], banned, k, users=has_user,
+                                columns=np.flatnonzero(wanted))
+    # The pairs, sorted and each once: marked in a block-sized mask (a few milliseconds where
+    # np.unique's sort of the pairs took tens).
+    marked = np.zeros(len(rows) * n_items, dtype=bool)
+    for t in tops.values():
+        marked[t.local * n_items + t.items] = True
+    keys = np.flatnonzero(marked)
+    del marked
     local, items = keys // n_items, keys % n_items
     # A source's rank is k where it did not propose the pair (interest, when not used: always).
     ranks = {name: np.full(len(keys), k, dtype=np.int32) for name in (*GENERATORS, COLD, NEW)}

@@ -37,7 +37,10 @@ EXPLORED = "ranker_explore"
 CANDIDATES = (RANKER, EXPLORED)
 # Bytes per (user, item) of a block at its peak: the exclusion mask (1), the dense float32
 # scores of ALS, interest and content (12), and one of them masked and ranked by
-# ``rank_scores`` (4 + 11). The sparse generators and the candidates' features are per pair.
+# ``rank_scores`` (4 + 11). The selections now mask and rank cache-sized slices, and the mask
+# that marks the candidates' pairs (1) comes after them, so this bound is loose; it is kept
+# because the blocks' products, and so the lists' last bits, depend on the block size. The
+# sparse generators and the candidates' features are per pair.
 _BLOCK_BYTES = 1 + 3 * 4 + 4 + 11
 
 

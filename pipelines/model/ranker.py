@@ -132,8 +132,8 @@ def _dense_top(scores: np.ndarray, banned: np.ndarray, k: int,
                columns: np.ndarray | None = None) -> Top:
     """The top ``k`` of each row of a dense block among the entries not ``banned``, in rows
     where ``users`` (bool per row) and columns where ``items`` (bool per item) hold;
-    ``columns``: only these items (both blocks' columns) are ranked. The masks are applied to
-    cache-sized slices, never built for the whole block."""
+    ``columns``: rank only these items (columns of both ``scores`` and ``banned``). The masks
+    are applied to cache-sized slices, never built for the whole block."""
     n_cols = scores.shape[1] if columns is None else len(columns)
     k = min(k, n_cols)
     idx = np.empty((len(scores), k), dtype=np.int64)

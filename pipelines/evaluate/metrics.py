@@ -80,7 +80,7 @@ def values_at(h: Hits, metric: str, k: int) -> np.ndarray:
         place = np.arange(len(owner)) - np.searchsorted(owner, owner) + 1
         return np.bincount(owner, weights=place / rank, minlength=n_users) / \
             np.minimum(h.n_relevant, k)
-    raise MetricInputError(f"unknown metric {metric!r}; metrics are {', '.join(PER_USER)}")
+    raise MetricInputError(f"unknown metric {metric!r}; metrics are {', '.join(METRIC_NAMES)}")
 
 
 def per_user_at(h: Hits, metric: str, k: int) -> pl.DataFrame:

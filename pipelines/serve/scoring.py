@@ -43,7 +43,8 @@ PRODUCT_ROWS = 256
 #
 # numpy: the float32 score (4), plus the larger of the selection's two phases: the copy that is
 # partitioned (4), then the "chosen" and "tied" masks (1 + 1), the running count of ties
-# (int32, 4) and its comparison with the room left (1).
+# (int32, 4) and its comparison with the room left (1). A block larger than HOST_BLOCK_MIB
+# selects in slices, so it needs less than this: the bound stays safe, not tight.
 _ITEM_BYTES = {"numpy": 4 + max(4, 1 + 1 + 4 + 1),
                # torch: the score block (4) and, in the worst case (every row tied at the cut),
                # the rows gathered for the host (4) going through the NumPy selection (7). On

@@ -30,6 +30,7 @@ REPORTED_TASKS = ("validate", "aggregate", "finetune", "embed", "train", "evalua
 
 def run(ctx: RunContext) -> dict:
     from jobs.tasks.train import day_model
+    from pipelines.evaluate.gate import Decision
     from pipelines.serve.lists import seen_pairs
     from pipelines.warehouse import PublishRules, RunBatch
 
@@ -54,6 +55,8 @@ def run(ctx: RunContext) -> dict:
         finished_at=datetime.now(UTC),
         message=f"published {decision['published']}; gate: {decision['reason']}",
         report=report,
+        gate_verdict=Decision.from_dict(decision).verdict,
+        gate_reason=decision["reason"],
     )
     rules = PublishRules(top_n=serve.top_n, min_user_coverage=serve.min_user_coverage,
                          retention_days=serve.retention_days)

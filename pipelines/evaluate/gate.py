@@ -54,6 +54,17 @@ class Decision:
     reason: str
     numbers: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def verdict(self) -> str:
+        """In a word, for consumers (``pipeline_runs.gate_verdict``): ``passed`` (the candidate
+        won), ``refused`` (a baseline's lists went out instead), ``forced`` (``force_publish``
+        overrode a refusal) or ``not evaluated`` (no holdout to decide on)."""
+        if self.forced:
+            return "forced"
+        if not self.evaluated:
+            return "not evaluated"
+        return "passed" if self.ranker_passed else "refused"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -46,6 +46,8 @@ class RunBatch:
     finished_at: datetime
     message: str = "published"
     report: str | None = None  # where the run's HTML report is
+    gate_verdict: str | None = None  # gate.Decision.verdict
+    gate_reason: str | None = None  # gate.Decision.reason
 
 
 class Warehouse(Protocol):

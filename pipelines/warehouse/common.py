@@ -19,8 +19,8 @@ PUBLISHED_LIFT = """
 UPSERT_RUN = """
     insert into recs.pipeline_runs
         (run_id, ds, status, started_at, finished_at, model_version, n_users, n_rows, message,
-         report)
-    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         report, gate_verdict, gate_reason)
+    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     on conflict (run_id) do update set
         ds = excluded.ds, status = excluded.status,
         started_at = coalesce(excluded.started_at, recs.pipeline_runs.started_at),
@@ -30,7 +30,8 @@ UPSERT_RUN = """
         message = case when recs.pipeline_runs.status = 'late' and excluded.status <> 'late'
                        then excluded.message || ' (was late: ' || recs.pipeline_runs.message || ')'
                        else excluded.message end,
-        report = coalesce(excluded.report, recs.pipeline_runs.report)
+        report = coalesce(excluded.report, recs.pipeline_runs.report),
+        gate_verdict = excluded.gate_verdict, gate_reason = excluded.gate_reason
 """
 
 # A missed deadline marks a run that has no outcome yet; an outcome is never overwritten.

@@ -122,7 +122,8 @@ class DuckDBWarehouse:
                 con.execute(UPSERT_RUN, [batch.run_id, batch.ds, "success", batch.started_at,
                                          batch.finished_at, batch.model_version,
                                          recs["user_id"].n_unique(), recs.height,
-                                         batch.message, batch.report])
+                                         batch.message, batch.report, batch.gate_verdict,
+                                         batch.gate_reason])
                 failpoint("publish:swap")
                 con.execute("commit")
             except BaseException:
@@ -149,7 +150,7 @@ class DuckDBWarehouse:
         with self.connect() as con:
             self.ensure_schema(con)
             con.execute(UPSERT_RUN, [run_id, ds, status, started_at, finished_at, None, None,
-                                     None, message, report])
+                                     None, message, report, None, None])
 
     def record_late(self, run_id: str, ds: date, message: str) -> None:
         with self.connect() as con:

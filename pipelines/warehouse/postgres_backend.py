@@ -150,7 +150,8 @@ class PostgresWarehouse:
                 con.execute(_pg(UPSERT_RUN), [batch.run_id, batch.ds, "success",
                                               batch.started_at, batch.finished_at,
                                               batch.model_version, recs["user_id"].n_unique(),
-                                              recs.height, batch.message, batch.report])
+                                              recs.height, batch.message, batch.report,
+                                              batch.gate_verdict, batch.gate_reason])
                 failpoint("publish:swap")
         return recs.height
 
@@ -203,7 +204,7 @@ class PostgresWarehouse:
             self.ensure_schema(con)
             with con.transaction():
                 con.execute(_pg(UPSERT_RUN), [run_id, ds, status, started_at, finished_at, None,
-                                              None, None, message, report])
+                                              None, None, message, report, None, None])
 
     def record_late(self, run_id: str, ds: date, message: str) -> None:
         with self.connect() as con:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -56,6 +56,75 @@ def test_publish_shows_the_run_in_the_current_view(url: str) -> None:
     assert items.height == batch.catalog.height and items["title"][0] == "Item 0"
     run = wh.query("select status, n_users, n_rows, model_version from recs.pipeline_runs")
     assert run.row(0) == ("success", 20, 200, "m1:ranker")
+
+
+PUBLICATION = ("select ds, published_at, model_version, model, gate_verdict, gate_reason, "
+               "run_id from recs.publication_current")
+
+
+def test_publication_current_says_what_the_current_lists_are_and_when_they_came(
+        url: str) -> None:
+    wh = open_warehouse(url)
+    wh.publish(make_batch(D1, seed=1), RULES)
+    refused = replace(make_batch(D2, seed=2), model_version="m2:pop_7d",
+                      finished_at=datetime(2026, 3, 3, 1, 30, tzinfo=UTC),
+                      gate_verdict="refused", gate_reason="pop_7d surely better")
+    wh.publish(refused, RULES)
+    wh.record_run("run-failed", D3, "failed", None, datetime(2026, 3, 4, tzinfo=UTC), "boom")
+    wh.publish(make_batch(D1, seed=3), RULES)  # a backfill of an older day
+    rows = wh.query(PUBLICATION)
+    assert rows.height == 1
+    row = rows.row(0, named=True)
+    assert row["published_at"] == datetime(2026, 3, 3, 1, 30, tzinfo=UTC)
+    assert {k: v for k, v in row.items() if k != "published_at"} == {
+        "ds": D2, "model_version": "m2:pop_7d", "model": "pop_7d", "gate_verdict": "refused",
+        "gate_reason": "pop_7d surely better", "run_id": refused.run_id}
+    assert set(wh.query("select distinct ds from recs.recommendations_current")["ds"]) == {D2}
+
+
+def test_every_object_and_column_consumers_can_see_is_described(url: str) -> None:
+    """COMMENT ON every table, view and column of the recs schema, on both backends."""
+    wh = open_warehouse(url)
+    wh.publish(make_batch(D1, seed=1), RULES)
+    if wh.dialect == "duckdb":
+        objects = wh.query(
+            "select table_name as name, comment from duckdb_tables() where schema_name = 'recs' "
+            "union all select view_name, comment from duckdb_views() where schema_name = 'recs'")
+        columns = wh.query("select table_name || '.' || column_name as name, comment "
+                           "from duckdb_columns() where schema_name = 'recs'")
+    else:
+        # Not a day's partition: those are the pipeline's own, attached and dropped by publish.
+        relations = ("from pg_class c join pg_namespace n on n.oid = c.relnamespace {} "
+                     "where n.nspname = 'recs' and c.relkind in ('r', 'p', 'v') "
+                     "and not c.relispartition")
+        objects = wh.query("select c.relname as name, obj_description(c.oid, 'pg_class') "
+                           "as comment " + relations.format(""))
+        columns = wh.query(
+            "select c.relname || '.' || a.attname as name, col_description(c.oid, a.attnum) "
+            "as comment " + relations.format("join pg_attribute a on a.attrelid = c.oid")
+            + " and a.attnum > 0 and not a.attisdropped")
+    assert objects.height >= 11 and columns.height >= 60
+    for described in (objects, columns):
+        missing = described.filter(pl.col("comment").fill_null("").str.strip_chars() == "")
+        assert missing.is_empty(), f"no COMMENT ON for {missing['name'].to_list()}"
+
+
+def test_the_dbt_sources_example_names_what_the_ddl_creates(url: str) -> None:
+    import yaml
+
+    wh = open_warehouse(url)
+    wh.publish(make_batch(D1, seed=1), RULES)
+    source, = yaml.safe_load((REPO / "sql" / "dbt" / "sources.yml").read_text())["sources"]
+    assert source["schema"] == "recs"
+    for table in source["tables"]:
+        actual = wh.query(f"select * from recs.{table['name']} limit 0").columns
+        assert [c["name"] for c in table["columns"]] == actual, table["name"]
+    fresh = next(t for t in source["tables"] if "freshness" in t.get("config", {}))
+    assert fresh["name"] == "publication_current"
+    loaded_at = fresh["config"]["loaded_at_field"]
+    kind = wh.query(f"select {loaded_at} from recs.{fresh['name']}").schema[loaded_at]
+    assert isinstance(kind, pl.Datetime) and kind.time_zone is not None  # dbt compares to UTC
+    assert {"warn_after", "error_after"} <= set(fresh["config"]["freshness"])
 
 
 def test_rerun_of_a_ds_replaces_it(url: str) -> None:
@@ -253,7 +322,7 @@ def test_postgres_reader_role_can_read_the_views_and_nothing_else(postgres_url: 
     with psycopg.connect(postgres_url, autocommit=True) as con:
         con.execute("set role recs_reader")
         for view in ("recommendations_current", "recommendations_history", "popular_current",
-                     "items_current"):
+                     "items_current", "publication_current"):
             assert con.execute(f"select count(*) from recs.{view}").fetchall()[0][0] > 0
         refused = [
             "select count(*) from recs.recommendations",

@@ -124,12 +124,16 @@ def test_a_refused_ranker_leaves_the_best_baseline_and_force_publish_overrides(
     current = wh.query("select distinct model_version from recs.recommendations where ds = ?",
                        [DAY2])
     assert current["model_version"].to_list() == [run["model_version"]]
+    freshness = "select ds, model, gate_verdict, gate_reason from recs.publication_current"
+    assert wh.query(freshness).row(0) == (DAY2, best, "refused",
+                                          run["message"].split("; gate: ", 1)[1])
     assert recs_cli(strict, monkeypatch, "run", "--ds", DAY2.isoformat(),
                     "--force-publish") == 0
     run = warehouse(two_days).query("select status, model_version, message from "
                                     "recs.pipeline_runs where ds = ?", [DAY2]).row(0, named=True)
     assert run["status"] == "success" and run["model_version"].endswith(":ranker")
     assert run["message"].startswith("published ranker; gate: force_publish despite")
+    assert warehouse(two_days).query(freshness).row(0)[:3] == (DAY2, "ranker", "forced")
     assert warehouse(two_days).query(ALL_ROWS).equals(before)
 
 

@@ -51,6 +51,8 @@ def make_batch(ds: date, seed: int = 0, n_users: int = 20, top_n: int = TOP_N) -
         active_users=n_users,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
         finished_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+        gate_verdict="passed",
+        gate_reason=f"ranker above every baseline ({seed})",
     )
 
 

@@ -134,3 +134,16 @@ def test_popularity_lift_and_the_decision_round_trip() -> None:
                            "ranker_explore") == pytest.approx(0.5)
     d = decide(metrics, None, True, GateSettings())
     assert Decision.from_dict(d.to_dict()) == d
+
+
+def test_the_verdict_in_a_word_for_consumers() -> None:
+    def verdict(values: dict[str, float], ranker_trained: bool = True, **gate: object) -> str:
+        return decide(_metrics(values), None, ranker_trained, GateSettings(**gate)).verdict
+
+    assert verdict({"ranker": 0.24, **BASELINES}) == "passed"
+    assert verdict({"ranker": 0.19, **BASELINES}) == "refused"
+    assert verdict(BASELINES, ranker_trained=False) == "refused"  # a baseline went out
+    assert verdict({"ranker": 0.10, **BASELINES}, force_publish=True) == "forced"
+    assert verdict({}) == "not evaluated"
+    assert decide(_metrics({"ranker": 0.1, **BASELINES}), None, True, GateSettings(),
+                  test_users=7).verdict == "not evaluated"

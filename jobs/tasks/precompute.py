@@ -4,12 +4,15 @@ evaluation chose, in user shards.
 Each shard is scored on its own (``recs task precompute --shard i``, an Airflow mapped task, or
 a Dask worker when the whole task runs with several shards). Reads the day's decision, model
 version and registry files, features, item vectors and catalog; writes
-``staging/ds=D/shards=N/part-i.parquet`` with the shard's summary, and shard 0 the popular list.
+``staging/ds=D/shards=N/part-i.parquet`` with the shard's summary, and shard 0 the popular list
+and every item's similar items (``staging/ds=D/similar_items.parquet``).
 """
 
 from __future__ import annotations
 
 import time
+
+import polars as pl
 
 from jobs.context import RunContext
 from jobs.logs import get_logger
@@ -46,6 +49,7 @@ def run_shard(ctx: RunContext, shard: int) -> dict:
     from jobs.tasks.train import day_model, load
     from pipelines.serve.lists import seen_pairs
     from pipelines.serve.precompute import shard_lists
+    from pipelines.serve.similar import similar_items
 
     started = time.perf_counter()
     n_shards = ctx.settings.serve.shards
@@ -67,6 +71,12 @@ def run_shard(ctx: RunContext, shard: int) -> dict:
     failpoint("precompute:writing")
     if shard == 0:
         ctx.lake.write(cat.STAGED_POPULAR, out.popular, ds=ctx.ds)
+        similar = similar_items(model.retrieval, ctx.catalog(), ctx.settings.serve.similar_items,
+                                ctx.settings.serve.memory_mb, _scoring_device(ctx))
+        ctx.lake.write(cat.STAGED_SIMILAR, similar.with_columns(
+            pl.lit(version).alias("model_version")), ds=ctx.ds)
+        log.info("similar items: %d rows for %d items", similar.height,
+                 similar["item_id"].n_unique())
     log.info("shard %d/%d: %d lists (%d rows, %d of cold items) for %d active users",
              shard, n_shards, out.lists["user_id"].n_unique(), out.lists.height, out.cold_rows,
              active.len())

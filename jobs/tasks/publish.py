@@ -2,9 +2,9 @@
 with metrics and the run record, atomically; the run record and every row name the model the
 evaluation chose (``<version>:<model>``) and why.
 
-Reads the day's decision, metrics and lifts, the staged shards and their summaries and the
-task summaries of the run; writes the warehouse, ``runs/ds=D/report.html`` and the published
-version's ``models/<version>/metrics.json``.
+Reads the day's decision, metrics and lifts, the staged shards and their summaries, the staged
+similar items and the task summaries of the run; writes the warehouse,
+``runs/ds=D/report.html`` and the published version's ``models/<version>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ def run(ctx: RunContext) -> dict:
         report=report,
         gate_verdict=Decision.from_dict(decision).verdict,
         gate_reason=decision["reason"],
+        similar_items=staged.similar,
     )
     rules = PublishRules(top_n=serve.top_n, min_user_coverage=serve.min_user_coverage,
-                         retention_days=serve.retention_days)
+                         retention_days=serve.retention_days, similar_items=serve.similar_items)
     rows = warehouse.publish(batch, rules)
     ctx.lake.write(cat.MODEL_METRICS, registry.metrics_record(
         ctx.ds.isoformat(), ctx.run_id, metrics, decision), quiet=True,
@@ -77,6 +78,7 @@ class Staged:
     model_version: str
     recommendations: pl.DataFrame
     popular: pl.DataFrame
+    similar: pl.DataFrame
     active_users: int
 
 
@@ -107,8 +109,14 @@ def collect_staged(ctx: RunContext, version: str, model: str) -> Staged:
                 stale and f"shard(s) scored with another model: {', '.join(stale)}"]))
             + ": run the precompute task (or its missing shards) again")
     ctx.lake.require(cat.STAGED_POPULAR, ds=ctx.ds)
+    ctx.lake.require(cat.STAGED_SIMILAR, ds=ctx.ds)
+    similar = ctx.lake.read(cat.STAGED_SIMILAR, ds=ctx.ds)
+    if similar.height and similar["model_version"][0] != version:
+        raise UpstreamMissing(f"the similar items staged for {ctx.ds} are of model "
+                              f"{similar['model_version'][0]}, not {version}: run the "
+                              "precompute task (its shard 0) again")
     return Staged(version, pl.concat(frames), ctx.lake.read(cat.STAGED_POPULAR, ds=ctx.ds),
-                  active)
+                  similar, active)
 
 
 def _shard_summaries(ctx: RunContext) -> list[dict]:

@@ -275,6 +275,9 @@ STAGED_LISTS = _d("staged_lists", "staging/ds={ds}/shards={shards}/part-{shard}.
                   doc="one user shard's lists, before the audit")
 STAGED_POPULAR = _d("staged_popular", "staging/ds={ds}/popular.parquet", "parquet",
                     "precompute", doc="rank, item_id, score for users the pipeline does not know")
+STAGED_SIMILAR = _d("staged_similar", "staging/ds={ds}/similar_items.parquet", "parquet",
+                    "precompute", doc="item_id, rank, similar_item_id, score, reason, "
+                    "model_version: each item's nearest items, before the audit")
 SHARD_SUMMARY = _d("shard_summary", "runs/ds={ds}/precompute-{shard}-of-{shards}.json", "json",
                    "precompute", record=ShardSummary)
 PRECOMPUTE_SUMMARY = _d("precompute_summary", "runs/ds={ds}/precompute.json", "json",

@@ -273,6 +273,9 @@ class ServeSettings(Section):
     candidates_factor: int = Field(3, ge=1)  # re-ranking picks top_n from top_n * this
     min_user_coverage: float = Field(0.9, ge=0, le=1)  # share of active users with a list
     retention_days: int = Field(90, ge=0)  # days of published history kept; 0 keeps all
+    # Each item's nearest available items by the model's item vectors ("more like this",
+    # recs.similar_items_current); 0 = none.
+    similar_items: int = Field(20, ge=0)
 
     @_model_validator(mode="after")
     def _known_types(self) -> ServeSettings:

@@ -13,20 +13,20 @@ views read the newest ``ds``, so consumers see the previous complete run or the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 import polars as pl
 
-from pipelines.warehouse.audit import AuditError, PublishRules, audit_run
+from pipelines.warehouse.audit import AuditError, PublishRules, audit_run, audit_similar
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 DIALECTS = ("duckdb", "postgresql")
 
 __all__ = ["AuditError", "PublishRules", "RunBatch", "Warehouse", "ddl_statements",
-           "open_warehouse", "audit_run", "run_tables"]
+           "open_warehouse", "audit_run", "audit_similar", "run_tables"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class RunBatch:
     report: str | None = None  # where the run's HTML report is
     gate_verdict: str | None = None  # gate.Decision.verdict
     gate_reason: str | None = None  # gate.Decision.reason
+    # item_id, rank, similar_item_id, score, reason, model_version (none: an empty table)
+    similar_items: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={c: t for c, t in TABLE_SCHEMAS["similar_items"].items()
+                if c not in ("ds", "run_id")}))
 
 
 class Warehouse(Protocol):
@@ -100,6 +104,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "popular_items": ("ds", "rank", "item_id", "score", "run_id"),
     "model_metrics": ("run_id", "ds", "model", "metric", "k", "value"),
     "items": ("ds", "item_id", "title", "category", "available"),
+    "similar_items": ("ds", "item_id", "rank", "similar_item_id", "score", "reason",
+                      "model_version", "run_id"),
 }
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "recommendations": {"ds": pl.Date, "user_id": pl.String, "rank": pl.Int32,
@@ -111,6 +117,9 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
                       "metric": pl.String, "k": pl.Int32, "value": pl.Float64},
     "items": {"ds": pl.Date, "item_id": pl.String, "title": pl.String, "category": pl.String,
               "available": pl.Boolean},
+    "similar_items": {"ds": pl.Date, "item_id": pl.String, "rank": pl.Int32,
+                      "similar_item_id": pl.String, "score": pl.Float64, "reason": pl.String,
+                      "model_version": pl.String, "run_id": pl.String},
 }
 
 
@@ -119,7 +128,8 @@ def run_tables(batch: RunBatch) -> dict[str, pl.DataFrame]:
     run = {"ds": pl.lit(batch.ds), "run_id": pl.lit(batch.run_id),
            "model_version": pl.lit(batch.model_version)}
     sources = {"recommendations": batch.recommendations, "popular_items": batch.popular,
-               "model_metrics": batch.metrics, "items": batch.catalog}
+               "model_metrics": batch.metrics, "items": batch.catalog,
+               "similar_items": batch.similar_items}
     tables = {}
     for name, frame in sources.items():
         schema = TABLE_SCHEMAS[name]

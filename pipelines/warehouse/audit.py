@@ -18,6 +18,7 @@ class PublishRules:
     top_n: int
     min_user_coverage: float = 0.0  # share of the active users that must get a list
     retention_days: int = 0         # days of history kept, the newest included; 0 keeps all
+    similar_items: int = 20         # most similar items per item
 
 
 AUDITS: dict[str, str] = {
@@ -58,6 +59,18 @@ AUDITS: dict[str, str] = {
 }
 
 
+def _failures(con, audits: dict[str, str], params: dict) -> list[str]:
+    """Each rule of ``audits`` that rows break, with their count and an example."""
+    failures = []
+    for rule, sql in audits.items():
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        rows = con.execute(f"select count(*) from ({sql})", used).fetchall()[0][0]
+        if rows:
+            example = con.execute(f"{sql} limit 1", used).fetchall()[0]
+            failures.append(f"{rule}: {rows} row(s), e.g. {example}")
+    return failures
+
+
 def audit_run(recommendations: pl.DataFrame, catalog: pl.DataFrame, seen: pl.DataFrame,
               rules: PublishRules, active_users: int) -> None:
     """Raise AuditError listing every rule ``recommendations`` breaks, with an example each."""
@@ -70,14 +83,58 @@ def audit_run(recommendations: pl.DataFrame, catalog: pl.DataFrame, seen: pl.Dat
         con.register("staged_recs", recommendations.to_arrow())
         con.register("catalog", catalog.select("item_id", "available").to_arrow())
         con.register("seen", seen.select("user_id", "item_id").to_arrow())
-        failures = []
-        for rule, sql in AUDITS.items():
-            used = {k: v for k, v in params.items() if f"${k}" in sql}
-            rows = con.execute(f"select count(*) from ({sql})", used).fetchall()[0][0]
-            if rows:
-                example = con.execute(f"{sql} limit 1", used).fetchall()[0]
-                failures.append(f"{rule}: {rows} row(s), e.g. {example}")
+        failures = _failures(con, AUDITS, params)
     finally:
         con.close()
     if failures:
         raise AuditError("staged recommendations failed the audit:\n  " + "\n  ".join(failures))
+
+
+SIMILAR_AUDITS: dict[str, str] = {
+    "more rows than the configured count for an item": """
+        select item_id from staged_similar group by item_id having count(*) > $k""",
+    "(item_id, rank) not unique": """
+        select item_id, rank from staged_similar group by item_id, rank having count(*) > 1""",
+    "ranks not contiguous from 1": """
+        select item_id from staged_similar group by item_id
+        having min(rank) <> 1 or max(rank) <> count(*)""",
+    "an item similar to itself": """
+        select item_id from staged_similar where item_id = similar_item_id""",
+    "a similar item twice for one item": """
+        select item_id, similar_item_id from staged_similar
+        group by item_id, similar_item_id having count(*) > 1""",
+    "scores increase with rank": """
+        select item_id from (
+            select item_id, score,
+                   lag(score) over (partition by item_id order by rank) as prev_score
+            from staged_similar
+        ) where score > prev_score""",
+    "similar item not in the catalog": """
+        select s.similar_item_id from staged_similar as s
+        anti join catalog as c on s.similar_item_id = c.item_id""",
+    "similar item not available": """
+        select s.similar_item_id from staged_similar as s
+        inner join catalog as c on s.similar_item_id = c.item_id where not c.available""",
+    "null in a required column": """
+        select * from staged_similar
+        where item_id is null or similar_item_id is null or rank is null or score is null
+           or reason is null or model_version is null""",
+    "score not finite": """
+        select item_id, rank, score from staged_similar where not isfinite(score)""",
+}
+
+
+def audit_similar(similar: pl.DataFrame, catalog: pl.DataFrame, k: int) -> None:
+    """Raise AuditError listing every rule the similar items break, as ``audit_run`` does for
+    the lists: no item similar to itself, available catalog items only, contiguous ranks."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("staged_similar", similar.to_arrow())
+        con.register("catalog", catalog.select("item_id", "available").to_arrow())
+        failures = _failures(con, SIMILAR_AUDITS, {"k": k})
+    finally:
+        con.close()
+    if failures:
+        raise AuditError("staged similar items failed the audit:\n  " + "\n  ".join(failures))

@@ -47,7 +47,8 @@ DQ_SCHEMA = {"run_id": pl.String, "ds": pl.Date, "dataset": pl.String,
 
 # Tables a run's publish replaces per ds (besides recommendations) and whether retention
 # applies to them (metrics and run records are kept: the quality gate reads past metrics).
-PER_DS_TABLES = {"popular_items": True, "items": True, "model_metrics": False}
+PER_DS_TABLES = {"popular_items": True, "items": True, "similar_items": True,
+                 "model_metrics": False}
 
 
 def ddl_digest(statements: list[tuple[str, str]]) -> str:

@@ -24,6 +24,7 @@ from pipelines.warehouse import (
     PublishRules,
     RunBatch,
     audit_run,
+    audit_similar,
     ddl_statements,
     retention_cutoff,
     run_tables,
@@ -91,6 +92,7 @@ class DuckDBWarehouse:
         tables = run_tables(batch)
         recs = tables["recommendations"]
         audit_run(recs, batch.catalog, batch.seen, rules, batch.active_users)
+        audit_similar(tables["similar_items"], batch.catalog, rules.similar_items)
         staging = f"recs_staging.recommendations_{batch.ds:%Y%m%d}"  # from a date: no input text
         with self.connect() as con:
             self.ensure_schema(con)

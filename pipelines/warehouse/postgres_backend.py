@@ -26,6 +26,7 @@ from pipelines.warehouse import (
     PublishRules,
     RunBatch,
     audit_run,
+    audit_similar,
     ddl_statements,
     retention_cutoff,
     run_tables,
@@ -113,6 +114,7 @@ class PostgresWarehouse:
         tables = run_tables(batch)
         recs = tables["recommendations"]
         audit_run(recs, batch.catalog, batch.seen, rules, batch.active_users)
+        audit_similar(tables["similar_items"], batch.catalog, rules.similar_items)
         name = partition_name(batch.ds)
         staging = sql.Identifier("recs_staging", name)
         with self.connect() as con:

@@ -58,6 +58,17 @@ comment on column recs.items.title is 'Its title.';
 comment on column recs.items.category is 'Its category.';
 comment on column recs.items.available is 'Whether it could be recommended on that day.';
 
+comment on table recs.similar_items is
+'Each item''s most similar available items by the model''s item vectors, one set per published ds (retention as recommendations).';
+comment on column recs.similar_items.ds is 'The run''s logical date.';
+comment on column recs.similar_items.item_id is 'The item whose page shows them.';
+comment on column recs.similar_items.rank is 'Position, 1 = most similar, contiguous.';
+comment on column recs.similar_items.similar_item_id is 'A similar item (in the catalog, available, never item_id itself).';
+comment on column recs.similar_items.score is 'Cosine of the two items'' vectors (higher is more similar).';
+comment on column recs.similar_items.reason is 'liked by the same users, or similar description when one of them has no interactions yet.';
+comment on column recs.similar_items.model_version is 'The registry version whose item vectors these are.';
+comment on column recs.similar_items.run_id is 'The run that published them.';
+
 comment on view recs.recommendations_current is
 'The lists of the newest published ds: what to show each user now. A backfill of an older ds never moves it backwards.';
 comment on column recs.recommendations_current.ds is 'The newest published ds (recs.publication_current says when and by which model).';
@@ -99,3 +110,11 @@ comment on column recs.publication_current.model is 'The published model: ranker
 comment on column recs.publication_current.gate_verdict is 'The quality gate on the candidate: passed, refused (a baseline was published), forced or not evaluated.';
 comment on column recs.publication_current.gate_reason is 'Why, with the numbers.';
 comment on column recs.publication_current.run_id is 'The run that published it (recs.pipeline_runs, for operators).';
+
+comment on view recs.similar_items_current is '"More like this" for item pages: the similar items of the newest published ds.';
+comment on column recs.similar_items_current.item_id is 'The item whose page shows them.';
+comment on column recs.similar_items_current.rank is 'Position, 1 = most similar.';
+comment on column recs.similar_items_current.similar_item_id is 'A similar item (available, never item_id itself).';
+comment on column recs.similar_items_current.score is 'Cosine of the two items'' vectors (higher is more similar).';
+comment on column recs.similar_items_current.reason is 'liked by the same users, or similar description when one of them has no interactions yet.';
+comment on column recs.similar_items_current.model_version is 'The registry version whose item vectors these are.';

@@ -56,6 +56,9 @@ def test_publish_shows_the_run_in_the_current_view(url: str) -> None:
     assert items.height == batch.catalog.height and items["title"][0] == "Item 0"
     run = wh.query("select status, n_users, n_rows, model_version from recs.pipeline_runs")
     assert run.row(0) == ("success", 20, 200, "m1:ranker")
+    similar = wh.query("select item_id, rank, similar_item_id, score, reason, model_version "
+                       "from recs.similar_items_current order by item_id, rank")
+    assert similar.cast({"rank": pl.Int32}).equals(batch.similar_items)
 
 
 PUBLICATION = ("select ds, published_at, model_version, model, gate_verdict, gate_reason, "
@@ -192,12 +195,26 @@ def _broken(batch, how: str):
         "nan score": recs.with_columns(
             pl.when(first_user).then(float("nan")).otherwise(pl.col("score")).alias("score")),
     }
+    similar = batch.similar_items
+    first_item = pl.col("item_id") == "i000"
+    similar_edits = {
+        "similar to itself": similar.with_columns(
+            pl.when(first_item & (pl.col("rank") == 1)).then(pl.col("item_id"))
+            .otherwise(pl.col("similar_item_id")).alias("similar_item_id")),
+        "similar unavailable": similar.with_columns(
+            pl.when(first_item & (pl.col("rank") == 1)).then(pl.lit("i049"))
+            .otherwise(pl.col("similar_item_id")).alias("similar_item_id")),
+        "similar rank gap": similar.filter(~(first_item & (pl.col("rank") == 2))),
+    }
+    if how in similar_edits:
+        return replace(batch, similar_items=similar_edits[how])
     return replace(batch, recommendations=edits[how])
 
 
 @pytest.mark.parametrize("how", ["seen item", "unavailable item", "unknown item", "rank gap",
                                  "rising score", "duplicate item", "too many", "low coverage",
-                                 "nan score"])
+                                 "nan score", "similar to itself", "similar unavailable",
+                                 "similar rank gap"])
 def test_audit_refuses_a_broken_run_and_leaves_consumers_alone(url: str, how: str) -> None:
     wh = open_warehouse(url)
     good = make_batch(D1, seed=1)
@@ -322,7 +339,7 @@ def test_postgres_reader_role_can_read_the_views_and_nothing_else(postgres_url: 
     with psycopg.connect(postgres_url, autocommit=True) as con:
         con.execute("set role recs_reader")
         for view in ("recommendations_current", "recommendations_history", "popular_current",
-                     "items_current", "publication_current"):
+                     "items_current", "publication_current", "similar_items_current"):
             assert con.execute(f"select count(*) from recs.{view}").fetchall()[0][0] > 0
         refused = [
             "select count(*) from recs.recommendations",

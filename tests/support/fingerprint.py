@@ -88,7 +88,8 @@ WAREHOUSE_QUERIES = {
     "model_metrics": "select * from recs.model_metrics",
     "items": "select * from recs.items",
     "dq_results": "select * from recs.dq_results",
-    "pipeline_runs": "select run_id, ds, status, model_version, n_users, n_rows "
+    "similar_items": "select * from recs.similar_items",
+    "pipeline_runs": "select run_id, ds, status, model_version, n_users, n_rows, gate_verdict "
                      "from recs.pipeline_runs",
 }
 

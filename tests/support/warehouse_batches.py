@@ -53,6 +53,13 @@ def make_batch(ds: date, seed: int = 0, n_users: int = 20, top_n: int = TOP_N) -
         finished_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
         gate_verdict="passed",
         gate_reason=f"ranker above every baseline ({seed})",
+        # Items 0-4 have their three neighbours among the available ones.
+        similar_items=pl.DataFrame(
+            [(items[i], r + 1, items[(i + r + 1) % (N_ITEMS - 1)], 0.9 - r / 10,
+              "liked by the same users", f"m{seed}") for i in range(5) for r in range(3)],
+            orient="row", schema={"item_id": pl.String, "rank": pl.Int32,
+                                  "similar_item_id": pl.String, "score": pl.Float64,
+                                  "reason": pl.String, "model_version": pl.String}),
     )
 
 

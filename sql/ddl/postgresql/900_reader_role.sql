@@ -10,4 +10,5 @@ end
 $$;
 grant usage on schema recs to recs_reader;
 grant select on recs.recommendations_current, recs.recommendations_history,
-    recs.popular_current, recs.items_current, recs.publication_current to recs_reader;
+    recs.popular_current, recs.items_current, recs.publication_current,
+    recs.similar_items_current to recs_reader;

@@ -139,8 +139,12 @@ def raw_landed(context: Mapping[str, Any], timeout: timedelta) -> bool:
 
 
 def publish_asset(context: Mapping[str, Any], asset: Any) -> dict:
-    """Publish, then tell the asset's consumers which ``ds`` and model they now read."""
+    """Publish, then tell the asset's consumers which ``ds`` and model they now read, and the
+    operators (``jobs.alerts``) when the gate refused the candidate."""
+    from jobs import alerts
+
     summary = run("publish", context)
+    alerts.published(context["run_id"], date.fromisoformat(context["ds"]), summary["gate"])
     context["outlet_events"][asset].extra = {
         "ds": context["ds"], "run_id": context["run_id"], "rows": summary.get("rows"),
         "model_version": summary.get("model_version"),
@@ -149,7 +153,9 @@ def publish_asset(context: Mapping[str, Any], asset: Any) -> dict:
 
 
 def on_failure(context: Mapping[str, Any]) -> None:
-    """Failure callback: record the failed run and its message in ``recs.pipeline_runs``."""
+    """Failure callback: record the failed run and its message in ``recs.pipeline_runs``, and
+    tell the operators (``jobs.alerts``)."""
+    from jobs import alerts
     from jobs.tasks import record_failure
 
     ti = context.get("task_instance")
@@ -163,7 +169,11 @@ def on_failure(context: Mapping[str, Any]) -> None:
 
         error = TimeoutError(f"{ctx.raw.url(RAW_EVENTS, ds=ctx.ds)} did not land in time "
                              f"({type(error).__name__}: {error})")
-    record_failure(ctx, task_id, error)
+    try:
+        record_failure(ctx, task_id, error)
+    finally:  # an unreachable warehouse is one more reason to tell someone
+        alerts.send(alerts.failed_task(ctx.run_id, ctx.ds, task_id,
+                                       f"{type(error).__name__}: {error}"))
 
 
 async def publish_late(context: Mapping[str, Any], hours: float = 0.0, **_: Any) -> None:
@@ -173,6 +183,7 @@ async def publish_late(context: Mapping[str, Any], hours: float = 0.0, **_: Any)
 
 
 def _record_late(context: Mapping[str, Any], hours: float) -> None:
+    from jobs import alerts
     from jobs.context import RunContext
     from jobs.logs import get_logger, setup_logging
     from pipelines.core.settings import load_settings
@@ -186,5 +197,8 @@ def _record_late(context: Mapping[str, Any], hours: float) -> None:
     message = (f"not published by its deadline {deadline} ({hours:g} h after it was queued)"
                if deadline else f"not published {hours:g} h after it was queued")
     ctx = RunContext(load_settings(), ds, run["dag_run_id"])
-    ctx.warehouse().record_late(ctx.run_id, ctx.ds, message)
+    try:
+        ctx.warehouse().record_late(ctx.run_id, ctx.ds, message)
+    finally:
+        alerts.send(alerts.late_run(ctx.run_id, ctx.ds, message))
     get_logger("deadline").warning("run %s for %s: %s", ctx.run_id, ctx.ds, message)

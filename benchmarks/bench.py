@@ -236,6 +236,12 @@ def _load(args: argparse.Namespace) -> list[dict]:
     return bench_load(args.rows, args.repeat, postgres=args.postgres)
 
 
+def _readers(args: argparse.Namespace) -> list[dict]:
+    from benchmarks.readers import bench_readers
+
+    return bench_readers(args.reader_rows, args.readers, url=args.postgres)
+
+
 def _score(args: argparse.Namespace) -> list[dict]:
     from benchmarks.score import bench_scoring
 
@@ -281,6 +287,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "embed": _embed,
     "score": _score,
     "load": _load,
+    "readers": _readers,
     "night": _nights,
     "rank": _rank,
     "scale": _scale,
@@ -315,6 +322,13 @@ NOTES = {
     "load": "Recommendation rows into each warehouse. Peer: `executemany` on the same "
             "connection; `ratio_to_peer` = rows/s over executemany's. Floor (PostgreSQL): "
             "COPY of pre-encoded bytes; `share_of_floor` = the publish path's rows/s over it.",
+    "readers": "PostgreSQL readers, each a thread with its own connection, querying random "
+               "users' top 10 from `recommendations_current` in a loop during a publish of "
+               "the next day (from 1 s before it to its end). Peer: the same publish with "
+               "no readers; `ratio_to_peer` = seconds / the peer's. `errors`: reads that "
+               "raised; "
+               "`mixed_ds`: reads whose rows came from two days; `empty`: users with a list "
+               "on both days who got none (all three: target 0).",
     "rank": "The published lists of every user of the largest night scale, on the model of "
             "its night before. Peer: ALS top-N (one product and a partial sort per block); "
             "`ratio_to_peer` = seconds / ALS's. Floor: every generator's scores for those "
@@ -367,7 +381,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int,
                         help="recommendation rows to load into each warehouse")
     parser.add_argument("--postgres", default=None,
-                        help="PostgreSQL URL for the load bench (default: a throwaway server)")
+                        help="PostgreSQL URL for the load and readers benches (default: a "
+                             "throwaway server)")
+    parser.add_argument("--readers", type=int, default=32,
+                        help="concurrent PostgreSQL readers of the readers bench")
+    parser.add_argument("--reader-rows", type=int, default=1_000_000,
+                        help="rows of the day published under the readers")
     parser.add_argument("--scales", type=lambda v: [int(x) for x in v.split(",") if x],
                         help="events of the whole-night bench, comma-separated")
     parser.add_argument("--days", type=int, help="days of history of the scales")

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["what", "what_of", "events", "history_days", "days", "rows", "users", "items",
            "seconds", "seconds_per_day", "rows_per_s", "users_per_s", "ms_per_1000_users",
            "texts_per_s", "peak_mib",
-           "ndcg_at_10", "padding", "overlap_with_peer", "ratio_to_peer", "share_of_floor"]
+           "ndcg_at_10", "padding", "overlap_with_peer", "readers", "reads", "errors",
+           "mixed_ds", "empty", "p50_ms", "p99_ms", "ratio_to_peer", "share_of_floor"]
 
 
 def hardware() -> str:

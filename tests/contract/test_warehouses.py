@@ -331,6 +331,18 @@ def test_postgres_reader_sees_the_old_run_or_the_new_never_a_mix(postgres_url: s
     assert seen[-1][:2] == new
 
 
+@pytest.mark.slow
+def test_postgres_readers_under_load_see_no_error_no_mix_and_no_gap(postgres_url: str) -> None:
+    """The readers-under-load benchmark, small: 8 readers during a publish of 20,000 rows."""
+    from benchmarks.readers import bench_readers
+
+    alone, loaded = bench_readers(20_000, 8, url=postgres_url)
+    assert loaded["reads"] > 100
+    assert (loaded["errors"], loaded["mixed_ds"], loaded["empty"]) == (0, 0, 0)
+    assert loaded["current_ds"] == "2026-10-03"
+    assert alone["seconds"] > 0 and loaded["p99_ms"] >= loaded["p50_ms"] > 0
+
+
 def test_postgres_reader_role_can_read_the_views_and_nothing_else(postgres_url: str) -> None:
     import psycopg
 

@@ -32,6 +32,12 @@ ITEM_COLUMNS: dict[str, pl.DataType] = {
     "updated_at": pl.Datetime("us", "UTC"),
 }
 ITEM_REQUIRED: tuple[str, ...] = ("item_id", "title", "updated_at")
+# Ids are keys in the lake, the models and both warehouses, and travel in exports: at most this
+# many characters, none of them a control character.
+MAX_ID_CHARS = 256
+ID_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+# PostgreSQL's text cannot hold NUL (U+0000): free text with one would break publish there.
+NUL_CHARACTER = r"\x00"
 
 # The catalog fields an item's text (``embed.item_template``) may name.
 ITEM_TEXT_FIELDS: tuple[str, ...] = ("title", "description", "category", "tags")

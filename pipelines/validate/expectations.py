@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pipelines.core.contracts import EVENT_REQUIRED, EVENT_TYPES, ITEM_REQUIRED, day_start_us
+from pipelines.core.contracts import (
+    EVENT_REQUIRED,
+    EVENT_TYPES,
+    ID_CONTROL_CHARACTERS,
+    ITEM_REQUIRED,
+    MAX_ID_CHARS,
+    NUL_CHARACTER,
+    day_start_us,
+)
 from pipelines.core.settings import ValidateSettings
 
 DUPLICATE = "duplicate_event_id"
@@ -19,6 +27,23 @@ UNIQUE_IN_PARTITION = "event_id_unique_in_partition"
 # Expectations that describe the partition but do not quarantine rows: within-partition
 # duplicates are resolved by keeping the first delivery, the rest count as duplicates.
 REPORT_ONLY = {UNIQUE_IN_PARTITION}
+
+
+def _storable(ids: tuple[str, ...], texts: tuple[str, ...]) -> list:
+    """What every store and model can hold: short printable ids, free text without NUL."""
+    import great_expectations.expectations as gxe
+
+    suite = []
+    for c in ids:
+        suite += [
+            gxe.ExpectColumnValuesToNotMatchRegex(column=c, regex=ID_CONTROL_CHARACTERS,
+                                                  meta={"reason": f"control_character_in_{c}"}),
+            gxe.ExpectColumnValueLengthsToBeBetween(column=c, max_value=MAX_ID_CHARS,
+                                                    meta={"reason": f"{c}_too_long"}),
+        ]
+    return suite + [gxe.ExpectColumnValuesToNotMatchRegex(column=c, regex=NUL_CHARACTER,
+                                                          meta={"reason": f"nul_in_{c}"})
+                    for c in texts]
 
 
 def event_expectations(ds: date, cfg: ValidateSettings) -> list:
@@ -63,6 +88,7 @@ def event_expectations(ds: date, cfg: ValidateSettings) -> list:
                                         meta=meta(DUPLICATE)),
         gxe.ExpectColumnValuesToBeUnique(column="event_id",
                                          meta=meta(UNIQUE_IN_PARTITION)),
+        *_storable(("event_id", "user_id", "item_id"), ("text",)),
     ]
     return suite
 
@@ -86,5 +112,6 @@ def item_expectations(ds: date) -> list:
         gxe.ExpectColumnValuesToNotBeNull(
             column="_available", row_condition=Column("available").is_not_null(),
             meta={"reason": "unparseable_available"}),
+        *_storable(("item_id",), ("title", "description", "category", "tags")),
     ]
     return suite

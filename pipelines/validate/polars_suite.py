@@ -82,6 +82,8 @@ def unexpected_expr(expectation: Any, considered: pl.Expr) -> pl.Expr:
     if kind == "expect_column_value_lengths_to_be_between":
         return _bounds(column.str.len_chars(), expectation.min_value, expectation.max_value,
                        False, False)
+    if kind == "expect_column_values_to_not_match_regex":
+        return column.str.contains(expectation.regex)
     if kind == "expect_column_values_to_be_unique":
         return pl.when(considered).then(column).is_duplicated()
     raise UntranslatedExpectation(f"{kind} has no polars translation "

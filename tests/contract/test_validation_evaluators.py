@@ -82,6 +82,9 @@ def test_edge_values_get_the_same_outcomes() -> None:
         {"text": "é" * (CFG.max_text_chars + 1)}, {"text": None}, {"event_id": "e0"},
         {"event_id": "e0", "ts": "2026-10-02T09:00:00Z"}, {"event_id": ACCEPTED[0]},
         {"ts": "2026-10-02T23:59:59.999999Z"}, {"ts": "2026-10-03T00:00:00Z"},
+        {"user_id": "u\x00"}, {"user_id": "u\n1"}, {"user_id": "u\x7f"}, {"user_id": "ü 1"},
+        {"user_id": "u" * 256}, {"user_id": "u" * 257}, {"event_id": "e\t"},
+        {"text": "a\x00b"}, {"text": "line\nbreak\x1b"},
     ])]
     raw = _events_frame(rows)
     assert_same(lambda s: validate_events(
@@ -102,6 +105,8 @@ def test_catalog_rows_get_the_same_outcomes() -> None:
         {}, {"title": ""}, {"title": None}, {"updated_at": "2024-05-02T00:00:00Z"},
         {"available": "maybe"}, {"available": None}, {"updated_at": "soon"},
         {"updated_at": "2024-05-01T23:59:59Z"}, {"available": "0"},
+        {"item_id": "i\x00"}, {"item_id": "i" * 257}, {"title": "T\x00"},
+        {"description": "two\nlines\x07"}, {"tags": "a\x00b"}, {"category": "\x00"},
     ])]
     frame = pl.DataFrame(rows, schema={c: pl.String for c in ITEM_COLUMNS})
     raw = concat_files([conform(frame, ITEM_COLUMNS, ITEM_REQUIRED, "i.csv")], ITEM_COLUMNS)
@@ -117,7 +122,8 @@ def test_every_expectation_of_the_suites_has_a_translation() -> None:
     assert {e.expectation_type for e in suite + item_expectations(DS)} <= {
         "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
         "expect_column_values_to_be_in_set", "expect_column_values_to_be_between",
-        "expect_column_value_lengths_to_be_between", "expect_column_values_to_be_unique"}
+        "expect_column_value_lengths_to_be_between", "expect_column_values_to_be_unique",
+        "expect_column_values_to_not_match_regex"}
 
 
 def test_an_untranslated_expectation_raises() -> None:
